@@ -1,0 +1,156 @@
+r"""The 1M1T1R neuron: state, one time step, and the energy of each element.
+
+Topology (physics.md §2.1, §7.1): ``V_in → DM → gate (C_g)``, ``R_c`` from gate to ground,
+n-MOSFET with grounded source, drain through ``R_l`` to ``V_DD`` with optional ``C_l``.
+
+Equations of one neuron (physics.md §7.2), ``x = F + R``, ``V_m = V_in - V_g``:
+
+.. math::
+    dF = (a - (\gamma_1+\beta)F)\,dt + \sqrt{(a + (\gamma_1+\beta)F)/N_{\rm eff}}\,dW_1 \\
+    dR = (\beta F - \gamma_2 R)\,dt + \sqrt{(\beta F + \gamma_2 R)/N_{\rm eff}}\,dW_2 \\
+    C_g \dot V_g = (V_{in} - V_g)/R_d(x) - V_g/R_c \\
+    (V_{DD} - V_D)/R_l = I_D(V_g, V_D) + C_l \dot V_D
+
+Scheme (first order): ``F, R`` by Euler–Maruyama (then ``max(·, 0)``); ``V_g`` by the
+exponential update, exact for ``R_d`` and ``V_in`` frozen over the step, so the stiffness
+from ``R_on C_g`` (10 µs) to ``R_off C_g`` (10 s) is unconditionally stable; ``V_D`` by
+backward Euler, solved with a bracketed Newton iteration (quasi-static when ``C_l = 0``).
+
+Energy (J, per step, per neuron) uses the same frozen-coefficient solution, so on the gate
+side ``E_input = E_dm + E_rc + ΔE_Cg`` holds to rounding. On the drain side the backward-
+Euler step moves charge onto ``C_l`` as a step; the ``½ C_l ΔV_D²`` it dissipates (exact
+for ``R_l C_l ≪ dt``) is booked to the load, so ``E_supply = E_load + E_transistor + ΔE_Cl``.
+
+Spread: ``mu`` is scaled per neuron by a device-to-device factor and, at every DM turn-on,
+by a new cycle-to-cycle factor drawn from a table of per-cycle draws.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from ionspike.device.memristor import ionic_rates, resistance
+from ionspike.device.transistor import solve_drain
+from ionspike.events import upward_crossing
+from ionspike.params import NeuronParams
+
+ENERGY_TERMS = ("input", "supply", "dm", "rc", "transistor", "load")
+EVENTS = ("spike", "dm_on")
+SIGNALS = ("V_in", "F", "R", "V_g", "V_d", "I_d")
+N_NOISE = 2  # Gaussians per neuron-step (dW_1, dW_2)
+
+
+class NeuronState(NamedTuple):
+    F: jnp.ndarray         # filament, dimensionless
+    R: jnp.ndarray         # residue, dimensionless
+    V_g: jnp.ndarray       # gate (membrane) voltage, V
+    V_d: jnp.ndarray       # drain voltage, V
+    mu_scale: jnp.ndarray  # spread factor of mu in the current cycle
+    cycle: jnp.ndarray     # DM turn-ons so far (int)
+
+
+class Draws(NamedTuple):
+    """A neuron's random realisation, fixed for a run (independent of dt)."""
+
+    mu_d2d: jnp.ndarray            # (n,) device-to-device factor of mu
+    mu_c2c: jnp.ndarray | None     # (n, cycles) cycle-to-cycle factors, or None
+
+
+class StepOutput(NamedTuple):
+    signals: dict   # name -> (n,) values at the end of the step (V_in: during the step)
+    energy: dict    # name -> (n,) J spent during the step
+    events: dict    # name -> (crossed, fraction of the step)
+
+
+def rest_state(p: NeuronParams, draws: Draws) -> NeuronState:
+    """Neuron at rest: no Ag filament or residue, gate discharged, drain at V_DD."""
+    n = draws.mu_d2d.shape[0]
+    zeros = jnp.zeros(n)
+    scale = draws.mu_d2d if draws.mu_c2c is None else draws.mu_d2d * draws.mu_c2c[:, 0]
+    return NeuronState(F=zeros, R=zeros, V_g=zeros, V_d=jnp.broadcast_to(p.circuit.v_dd, (n,)) + zeros,
+                       mu_scale=scale, cycle=jnp.zeros(n, dtype=jnp.int32))
+
+
+def event_values(state: NeuronState, p: NeuronParams) -> dict:
+    """Event functions (upward zero crossing = event): output spike and DM turn-on."""
+    return {"spike": state.V_g - p.transistor.threshold, "dm_on": state.F + state.R - 1.0}
+
+
+def _gate_step(v_g, v_in, r_d, p: NeuronParams, dt):
+    """Exact solution for frozen ``R_d``, ``V_in``: new ``V_g`` and the step's energies (J)."""
+    c = p.circuit
+    g = 1.0 / r_d + 1.0 / c.r_c                   # S
+    v_inf = (v_in / r_d) / g                      # V
+    tau = c.c_g / g                               # s
+    e1 = -jnp.expm1(-dt / tau)                    # 1 - exp(-dt/tau)
+    d = v_g - v_inf
+    v_new = v_inf + d * (1.0 - e1)
+    # integrals over the step of V_g, (V_in - V_g), V_g² and (V_in - V_g)²
+    int_d = d * tau * e1                          # ∫ d·e^{-t/tau}
+    int_d2 = d * d * 0.5 * tau * e1 * (2.0 - e1)  # ∫ d²·e^{-2t/tau}
+    u_inf = v_in - v_inf
+    int_vg2 = v_inf * v_inf * dt + 2.0 * v_inf * int_d + int_d2
+    int_u = u_inf * dt - int_d
+    int_u2 = u_inf * u_inf * dt - 2.0 * u_inf * int_d + int_d2
+    energy = {
+        "input": v_in * int_u / r_d,
+        "dm": int_u2 / r_d,
+        "rc": int_vg2 / c.r_c,
+    }
+    return v_new, energy
+
+
+def step(state: NeuronState, v_in, p: NeuronParams, dt: float, dW, draws: Draws) -> tuple[NeuronState, StepOutput]:
+    """Advance every neuron by ``dt`` seconds.
+
+    Args:
+        state: current :class:`NeuronState`, arrays of shape ``(n,)``.
+        v_in: input voltage during the step, V, shape ``(n,)``.
+        p: parameters (scalars or ``(n,)`` arrays).
+        dt: step, s.
+        dW: ``(2, n)`` standard normals for this step, or ``None`` (deterministic).
+        draws: the run's device/cycle spread.
+
+    Returns:
+        ``(new_state, StepOutput)``.
+    """
+    m, c = p.memristor, p.circuit
+    x = state.F + state.R
+    r_d = resistance(x, m)
+    v_m = v_in - state.V_g
+    drift_f, drift_r, var_f, var_r = ionic_rates(state.F, state.R, v_m, m, state.mu_scale)
+    F = state.F + drift_f * dt
+    R = state.R + drift_r * dt
+    if dW is not None:
+        F = F + jnp.sqrt(var_f * (dt / p.noise.n_eff)) * dW[0]
+        R = R + jnp.sqrt(var_r * (dt / p.noise.n_eff)) * dW[1]
+    F = jnp.maximum(F, 0.0)
+    R = jnp.maximum(R, 0.0)
+    v_g, energy = _gate_step(state.V_g, v_in, r_d, p, dt)
+    v_d, i_d = solve_drain(v_g, state.V_d, p.transistor, c.r_l, c.v_dd, c.c_l, dt)
+    i_load = (c.v_dd - v_d) / c.r_l
+    dv_d = v_d - state.V_d
+    energy["supply"] = c.v_dd * i_load * dt
+    energy["transistor"] = i_d * v_d * dt
+    energy["load"] = i_load * i_load * c.r_l * dt + 0.5 * c.c_l * dv_d * dv_d
+
+    new = NeuronState(F=F, R=R, V_g=v_g, V_d=v_d, mu_scale=state.mu_scale, cycle=state.cycle)
+    before, after = event_values(state, p), event_values(new, p)
+    events = {k: upward_crossing(before[k], after[k]) for k in EVENTS}
+    turned_on = events["dm_on"][0]
+    cycle = state.cycle + turned_on.astype(state.cycle.dtype)
+    mu_scale = state.mu_scale
+    if draws.mu_c2c is not None:
+        last = draws.mu_c2c.shape[1] - 1
+        nxt = jnp.take_along_axis(draws.mu_c2c, jnp.minimum(cycle, last)[:, None], axis=1)[:, 0]
+        mu_scale = jnp.where(turned_on, draws.mu_d2d * nxt, mu_scale)
+    new = new._replace(cycle=cycle, mu_scale=mu_scale)
+    signals = {"V_in": v_in, "F": F, "R": R, "V_g": v_g, "V_d": v_d, "I_d": i_d}
+    return new, StepOutput(signals=signals, energy=energy, events=events)
+
+
+def stored_energy(state: NeuronState, p: NeuronParams) -> dict:
+    """Energy stored on ``C_g`` and ``C_l``, J."""
+    return {"cg": 0.5 * p.circuit.c_g * state.V_g**2, "cl": 0.5 * p.circuit.c_l * state.V_d**2}

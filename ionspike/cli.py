@@ -1,0 +1,97 @@
+"""Command line: parse, call the public API, show progress. No physics here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="ionspike: simulate the 1M1T1R diffusive-memristor spiking neuron.")
+err = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def simulate(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (traces.nc, metrics.json, traces.png)."),
+    preset: str = typer.Option("paper", help="Built-in preset name or a TOML file."),
+    pulse: Optional[str] = typer.Option(None, help="Pulse train AMPLITUDE,WIDTH,PERIOD, e.g. 0.8V,1ms,2ms."),
+    dc: Optional[str] = typer.Option(None, help="DC input instead of pulses, e.g. 0.8V."),
+    duration: Optional[str] = typer.Option(None, help="Simulated time, e.g. 300ms (default: the preset's)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a parameter, e.g. --set Rc=250MOhm (repeatable)."),
+    n: int = typer.Option(1, help="Number of neurons (trials) simulated at once."),
+    seed: int = typer.Option(0, help="Seed of every random draw."),
+    dt: Optional[str] = typer.Option(None, help="Time step, e.g. 2us (default: the preset's)."),
+    deterministic: bool = typer.Option(False, "--deterministic", help="No noise, no spread."),
+):
+    """Simulate N neurons on a pulse train or DC input and write traces, metrics and a figure."""
+    import ionspike as isp
+    from ionspike import io, metrics
+    from ionspike.params import parse_assignments
+    from ionspike.report import plot_traces
+    from ionspike.stimulus import DC, parse_pulse
+    from ionspike.units import parse_quantity
+
+    try:
+        out_dir = io.prepare_out_dir(out)
+        p = isp.presets.load(preset, **parse_assignments(set_))
+        if pulse and dc:
+            raise isp.StimulusError("give either --pulse or --dc, not both")
+        if dc:
+            stim = DC(parse_quantity(dc, "V", name="--dc"))
+        elif pulse:
+            stim = parse_pulse(pulse)
+        elif "dc" in p.defaults:
+            stim = DC(parse_quantity(p.defaults["dc"], "V", name=f"preset {p.name}: defaults.dc"))
+        else:
+            stim = parse_pulse(p.defaults.get("pulse", "0.8V,1ms,2ms"))
+        dur = duration or p.defaults.get("duration", "300 ms")
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=err, transient=False) as bar:
+            task = bar.add_task(f"simulating {n} neuron(s), {dur}", total=1.0)
+            ds = isp.simulate(p, stim, duration=dur, n=n, seed=seed, dt=dt, deterministic=deterministic,
+                              progress=lambda f: bar.update(task, completed=f))
+        summary = metrics.summarize(ds)
+        io.write_netcdf(out_dir / "traces.nc", ds)
+        io.write_json(out_dir / "metrics.json", summary)
+        plot_traces(io.read_netcdf(out_dir / "traces.nc"), out_dir / "traces.png")
+    except isp.IonspikeError as exc:
+        _fail(exc)
+    first = [f"{t * 1e3:.3f} ms" if t is not None else "none" for t in summary["first_spike_s"][:5]]
+    eps = summary["energy_per_spike_J"]
+    err.print(f"first spike: {', '.join(first)}{' …' if n > 5 else ''}; spikes: {sum(summary['spike_count'])}; "
+              f"energy/spike: {eps:.3g} J" if eps is not None else "no output spike")
+    err.print(f"wrote {out_dir / 'traces.nc'}, {out_dir / 'metrics.json'}, {out_dir / 'traces.png'}")
+
+
+@app.command()
+def presets(name: Optional[str] = typer.Argument(None, help="Show one preset's resolved parameters (SI).")):
+    """List the built-in presets, or show one."""
+    import json
+
+    import ionspike as isp
+
+    try:
+        if name is None:
+            for n in isp.presets.names():
+                p = isp.presets.load(n)
+                typer.echo(f"{n:12s} {p.description}")
+            return
+        p = isp.presets.load(name)
+    except isp.IonspikeError as exc:
+        _fail(exc)
+    typer.echo(json.dumps({"name": p.name, "description": p.description, "dt_s": p.dt,
+                           "defaults": p.defaults, "params": p.params.to_dict()}, indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,54 @@
+"""Ag diffusive memristor laws (physics.md §7.2). Pure functions, SI units, any array shape.
+
+State: filament ``F`` and residue ``R`` (dimensionless, 1 = bridged gap), ``x = F + R``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ionspike.params import Memristor
+
+
+def growth_rate(v_m, x, p: Memristor, mu_scale=1.0):
+    r"""Filament growth rate :math:`a = \mu\,[V_m - V_h]_+/(\alpha + |1-x|)`, in 1/s.
+
+    Args:
+        v_m: voltage across the device (top minus bottom electrode), V.
+        x: ionic state ``F + R``.
+        p: memristor parameters.
+        mu_scale: multiplicative spread of ``mu`` (device-to-device x cycle-to-cycle).
+
+    An asymmetric device grows only for positive ``v_m``; a symmetric one uses ``|v_m|``.
+    """
+    drive = jnp.abs(v_m) if p.polarity == "symmetric" else v_m
+    return p.mu * mu_scale * jnp.maximum(drive - p.v_h, 0.0) / (p.alpha + jnp.abs(1.0 - x))
+
+
+def ionic_rates(F, R, v_m, p: Memristor, mu_scale=1.0):
+    r"""Drift and diffusion of the chemical-Langevin equations of F and R.
+
+    .. math::
+        dF = (a - b)\,dt + \sqrt{(a+b)/N}\,dW_1,\quad b = (\gamma_1+\beta)F \\
+        dR = (\beta F - \gamma_2 R)\,dt + \sqrt{(\beta F + \gamma_2 R)/N}\,dW_2
+
+    Returns:
+        ``(drift_F, drift_R, var_F, var_R)`` in 1/s; the variances are per unit ``N_eff``
+        (divide by ``N_eff`` and multiply by ``dt`` for the increment variance).
+    """
+    a = growth_rate(v_m, F + R, p, mu_scale)
+    b = (p.gamma1 + p.beta) * F
+    transfer = p.beta * F
+    decay = p.gamma2 * R
+    return a - b, transfer - decay, a + b, transfer + decay
+
+
+def resistance(x, p: Memristor):
+    r"""Device resistance in Ω (physics.md §7.2).
+
+    .. math:: R_d = \max\big(R_{on}\bar x + R_{off}\,\frac{e^{(1-\bar x)/\lambda}-1}{e^{1/\lambda}-1},\ R_{on}\big),
+              \quad \bar x = \mathrm{clip}(x, 0, 1)
+    """
+    xb = jnp.clip(x, 0.0, 1.0)
+    r = p.r_on * xb + p.r_off * jnp.expm1((1.0 - xb) / p.lam) / jnp.expm1(1.0 / p.lam)
+    return jnp.maximum(r, p.r_on)

@@ -1,0 +1,257 @@
+"""``simulate``: parameters + stimulus -> traces as an xarray Dataset.
+
+Composes the layers: parameters (:mod:`ionspike.params`, presets), the circuit step
+(:mod:`ionspike.circuit`), the generic solver (:mod:`ionspike.solve`) and returns data
+with units in the attributes. Randomness comes only from ``seed``: a per-neuron
+device-to-device draw, per-neuron per-cycle cycle-to-cycle draws and per-neuron noise
+streams, each derived from the neuron index so that neuron ``i`` sees the same draws
+whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ionspike import circuit
+from ionspike.errors import ParameterError, StimulusError
+from ionspike.params import NeuronParams
+from ionspike.presets import Preset, load
+from ionspike.solve import Record, Scheme, solve
+from ionspike.stimulus import STEPS_PER_SEGMENT, Stimulus
+from ionspike.units import parse_quantity
+
+UNITS = {"V_in": "V", "F": "1", "R": "1", "V_g": "V", "V_d": "V", "I_d": "A"}
+LONG_NAMES = {"V_in": "input voltage", "F": "filament", "R": "residue", "V_g": "gate (membrane) voltage",
+              "V_d": "drain voltage", "I_d": "drain current"}
+# physics limits on dt (see _check_dt): fraction of the fastest ionic rate per step
+MAX_RATE_DT = 0.2
+MAX_GROWTH_DT = 0.5
+
+
+def _resolve_params(params: Any) -> tuple[NeuronParams, Preset | None]:
+    if isinstance(params, NeuronParams):
+        return params, None
+    if isinstance(params, Preset):
+        return params.params, params
+    if isinstance(params, str):
+        preset = load(params)
+        return preset.params, preset
+    raise ParameterError(f"params = {params!r}: expected NeuronParams, a Preset, or a preset name/path")
+
+
+def _batch_size(params: NeuronParams, stimulus: Stimulus, n: int | None) -> int:
+    sizes = {int(np.size(leaf)) for leaf in jax.tree.leaves(params)}
+    sizes.add(stimulus.size())
+    if n is not None:
+        if n < 1:
+            raise ParameterError(f"n = {n} is out of range: allowed [1, inf) neurons")
+        sizes.add(int(n))
+    sizes.discard(1)
+    if len(sizes) > 1:
+        raise ParameterError(f"per-neuron lengths disagree: n, parameter arrays and stimulus give {sorted(sizes)}")
+    return sizes.pop() if sizes else 1
+
+
+def _check_dt(dt: float, duration: float, p: NeuronParams, stimulus: Stimulus) -> int:
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ParameterError(f"dt = {dt!r} s is out of range: allowed (0, inf) s")
+    if not (math.isfinite(duration) and duration > 0):
+        raise ParameterError(f"duration = {duration!r} s is out of range: allowed (0, inf) s")
+    seg = stimulus.min_segment()
+    if dt > seg / STEPS_PER_SEGMENT:
+        raise ParameterError(
+            f"dt = {dt:g} s is too coarse for the stimulus: its shortest segment is {seg:g} s, "
+            f"allowed dt in (0, {seg / STEPS_PER_SEGMENT:g}] s ({STEPS_PER_SEGMENT} steps per segment)")
+    m = p.memristor
+    rate = float(np.max(np.asarray(m.gamma1) + np.asarray(m.beta) + np.asarray(m.gamma2)))
+    if rate > 0 and dt * rate > MAX_RATE_DT:
+        raise ParameterError(
+            f"dt = {dt:g} s is too coarse for the physics: the ionic rates gamma1 + beta + gamma2 = {rate:g} 1/s "
+            f"allow dt in (0, {MAX_RATE_DT / rate:g}] s")
+    drive = max(stimulus.max_voltage() - float(np.min(m.v_h)), 0.0)
+    growth = float(np.max(np.asarray(m.mu))) * drive / float(np.min(m.alpha))
+    if growth > 0 and dt * growth > MAX_GROWTH_DT:
+        raise ParameterError(
+            f"dt = {dt:g} s is too coarse for the physics: the filament growth rate near bridging, "
+            f"mu (V_in,max - v_h)/alpha = {growth:g} 1/s, allows dt in (0, {MAX_GROWTH_DT / growth:g}] s")
+    n_steps = duration / dt
+    if n_steps > 2**31 - 1:
+        raise ParameterError(f"duration/dt = {n_steps:g} steps exceeds 2^31 - 1; raise dt or shorten the run")
+    return max(1, int(round(n_steps)))
+
+
+def draw_spread(p: NeuronParams, n: int, cycles: int, key) -> circuit.Draws:
+    """Device-to-device and cycle-to-cycle factors of ``mu`` (lognormal, median 1).
+
+    Neuron ``i``'s draws come from keys folded with ``i`` (and the cycle index), so they do
+    not depend on ``n`` or on ``cycles``.
+    """
+    k_d2d, k_c2c = jax.random.split(key)
+    idx = jnp.arange(n)
+    z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k_d2d, i)))(idx)
+    d2d = jnp.exp(jnp.broadcast_to(p.noise.sigma_d2d_ln_mu, (n,)) * z)
+    c2c = None
+    if float(np.max(p.noise.sigma_c2c_ln_mu)) > 0:
+        def row(i):
+            k = jax.random.fold_in(k_c2c, i)
+            return jax.vmap(lambda c: jax.random.normal(jax.random.fold_in(k, c)))(jnp.arange(cycles))
+        zc = jax.vmap(row)(idx)
+        c2c = jnp.exp(jnp.broadcast_to(p.noise.sigma_c2c_ln_mu, (n,))[:, None] * zc)
+    return circuit.Draws(mu_d2d=d2d, mu_c2c=c2c)
+
+
+def _neuron_step(state, v_in, dt, dW, args):
+    params, draws = args
+    return circuit.step(state, v_in, params, dt, dW, draws)
+
+
+def simulate(
+    params: NeuronParams | Preset | str = "paper",
+    stimulus: Stimulus | None = None,
+    *,
+    duration: float | str,
+    n: int | None = None,
+    seed: int = 0,
+    dt: float | str | None = None,
+    deterministic: bool = False,
+    record_every: int | None = None,
+    signals: tuple[str, ...] = circuit.SIGNALS,
+    max_events: int = 64,
+    throw: bool = True,
+    progress: Callable[[float], None] | None = None,
+) -> xr.Dataset:
+    """Simulate a batch of 1M1T1R neurons.
+
+    Main arguments:
+        params: :class:`NeuronParams` (fields may be per-neuron arrays), a :class:`Preset`,
+            or a preset name / TOML path.
+        stimulus: the input waveform (per-neuron fields allowed).
+        duration: simulated time, s or a unit string ("300 ms").
+        n: number of neurons (default: implied by per-neuron arrays, else 1).
+        seed: all randomness (spread and noise) derives from it.
+        dt: time step, s or unit string (default: the preset's, else 2 µs).
+        deterministic: switch off noise and spread (``N_eff = inf``, ``sigma = 0``).
+
+    Other arguments:
+        record_every: record signals every this many steps (default: ~2000 points).
+        signals: which of ``V_in, F, R, V_g, V_d, I_d`` to record (``()`` for none).
+        max_events: initial per-neuron event buffer; grown and rerun if exceeded.
+        throw: raise on a non-finite state, else mark ``status`` per neuron.
+        progress: callback with the completed fraction.
+
+    Returns:
+        ``xarray.Dataset`` with dims ``time`` × ``neuron`` (recorded signals), ``spike`` and
+        ``dm_event`` (event times, NaN-padded), per-neuron counts and energies (J); units
+        in each variable's ``units`` attribute; parameters (SI JSON) and settings in attrs.
+
+    Raises:
+        ParameterError, StimulusError: invalid input (names field, value, allowed range).
+        SolverError: a neuron became non-finite (time and neuron index), when ``throw``.
+    """
+    p, preset = _resolve_params(params)
+    if stimulus is None:
+        raise StimulusError("stimulus is required: e.g. PulseTrain(0.8, 1e-3, 2e-3) or DC(0.8)")
+    if not isinstance(stimulus, Stimulus):
+        raise StimulusError(f"stimulus = {stimulus!r}: expected an ionspike.stimulus waveform")
+    if deterministic:
+        p = p.deterministic()
+    duration = parse_quantity(duration, "s", name="duration")
+    if dt is None:
+        dt = preset.dt if preset is not None and preset.dt else 2e-6
+    dt = parse_quantity(dt, "s", name="dt")
+    unknown = sorted(set(signals) - set(circuit.SIGNALS))
+    if unknown:
+        raise ParameterError(f"signals: unknown {unknown}; allowed {list(circuit.SIGNALS)}")
+    n = _batch_size(p, stimulus, n)
+    n_steps = _check_dt(dt, duration, p, stimulus)
+    if record_every is None:
+        record_every = max(1, n_steps // 2000)
+    if record_every < 1:
+        raise ParameterError(f"record_every = {record_every} is out of range: allowed [1, inf) steps")
+    if max_events < 1:
+        raise ParameterError(f"max_events = {max_events} is out of range: allowed [1, inf)")
+
+    key = jax.random.key(seed)
+    k_spread, k_noise = jax.random.split(key)
+    stochastic_noise = math.isfinite(float(np.min(p.noise.n_eff)))
+    stim = stimulus.batched(n)
+    jparams = jax.tree.map(jnp.asarray, p)
+
+    while True:
+        draws = draw_spread(jparams, n, max_events + 1, k_spread)
+        state0 = circuit.rest_state(jparams, draws)
+        init = _initial_signals(state0, stim, jparams)
+        sol = solve(
+            _neuron_step, state0, stim, (jparams, draws),
+            n=n, n_steps=n_steps, scheme=Scheme(dt=dt),
+            record=Record(every=record_every, signals=tuple(signals), max_events=max_events),
+            key=k_noise if stochastic_noise else None,
+            n_noise=circuit.N_NOISE if stochastic_noise else 0,
+            initial_signals=init, throw=throw, progress=progress,
+        )
+        needed = max(int(c.max(initial=0)) for c in sol.event_counts.values())
+        if needed <= max_events:
+            break
+        max_events = 1 << (needed - 1).bit_length()  # buffer overflowed: rerun with room for all
+
+    return _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, draws, state0)
+
+
+def _initial_signals(state0, stim, p):
+    from ionspike.device.transistor import drain_current
+
+    i_d, _ = drain_current(state0.V_g, state0.V_d, p.transistor)
+    return {"V_in": stim.value(jnp.float64(0.0)), "F": state0.F, "R": state0.R, "V_g": state0.V_g,
+            "V_d": state0.V_d, "I_d": i_d}
+
+
+def _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, draws, state0) -> xr.Dataset:
+    neuron = np.arange(n)
+    data = {}
+    for name, arr in sol.signals.items():
+        data[name] = (("time", "neuron"), arr, {"units": UNITS[name], "long_name": LONG_NAMES[name]})
+
+    def events(name, dim):
+        count = sol.event_counts[name]
+        k = int(max(count.max(initial=0), 1))
+        return (("neuron", dim), sol.event_times[name][:, :k], {"units": "s"}), count
+
+    data["spike_time"], spike_count = events("spike", "spike")
+    data["spike_time"][2]["long_name"] = "output spike times (V_g rising through V_T), NaN-padded"
+    data["spike_count"] = ("neuron", spike_count, {"units": "1"})
+    data["dm_on_time"], dm_count = events("dm_on", "dm_event")
+    data["dm_on_time"][2]["long_name"] = "DM turn-on times (F + R rising through 1), NaN-padded"
+    data["dm_on_count"] = ("neuron", dm_count, {"units": "1"})
+    for name, e in sol.energy.items():
+        data[f"energy_{name}"] = ("neuron", e, {"units": "J", "long_name": f"energy: {name}"})
+    final = circuit.stored_energy(jax.tree.map(jnp.asarray, sol.final_state), p)
+    start = circuit.stored_energy(state0, p)
+    for name in final:
+        data[f"energy_stored_{name}"] = ("neuron", np.asarray(final[name] - start[name]),
+                                         {"units": "J", "long_name": f"change of energy stored on C_{name[1:]}"})
+    data["mu_scale_d2d"] = ("neuron", np.asarray(draws.mu_d2d), {"units": "1"})
+    data["status_t_fail"] = ("neuron", sol.t_fail, {"units": "s", "long_name": "first non-finite time (NaN = ok)"})
+    ds = xr.Dataset(data, coords={"time": ("time", sol.times, {"units": "s"}), "neuron": neuron})
+    from ionspike import __version__
+
+    ds.attrs.update({
+        "title": "ionspike 1M1T1R neuron simulation",
+        "ionspike_version": __version__,
+        "preset": preset.name if preset is not None else "",
+        "params_json": json.dumps(p.to_dict()),
+        "stimulus_json": json.dumps(stimulus.describe()),
+        "dt_s": dt,
+        "duration_s": duration,
+        "n_steps": sol.n_steps,
+        "seed": seed,
+        "deterministic": int(deterministic),
+        "spike_threshold_V": float(np.max(p.transistor.threshold)),
+    })
+    return ds
