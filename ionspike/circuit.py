@@ -40,6 +40,10 @@ ENERGY_TERMS = ("input", "supply", "dm", "rc", "transistor", "load")
 EVENTS = ("spike", "dm_on")
 SIGNALS = ("V_in", "F", "R", "V_g", "V_d", "I_d")
 N_NOISE = 2  # Gaussians per neuron-step (dW_1, dW_2)
+# A DM turn-on is x = F + R reaching 1 (bridged). It counts again only after the device has
+# switched off, x < 1 - DM_OFF_MARGIN (R_d(0.95) ~ 2 GOhm at the paper preset, far above R_c),
+# so Langevin noise jittering x around 1 is one switching event, not many.
+DM_OFF_MARGIN = 0.05
 
 
 class NeuronState(NamedTuple):
@@ -49,6 +53,7 @@ class NeuronState(NamedTuple):
     V_d: jnp.ndarray       # drain voltage, V
     mu_scale: jnp.ndarray  # spread factor of mu in the current cycle
     cycle: jnp.ndarray     # DM turn-ons so far (int)
+    dm_on: jnp.ndarray     # DM switched on (bool): set when x reaches 1, cleared below 1 - DM_OFF_MARGIN
 
 
 class Draws(NamedTuple):
@@ -70,11 +75,12 @@ def rest_state(p: NeuronParams, draws: Draws) -> NeuronState:
     zeros = jnp.zeros(n)
     scale = draws.mu_d2d if draws.mu_c2c is None else draws.mu_d2d * draws.mu_c2c[:, 0]
     return NeuronState(F=zeros, R=zeros, V_g=zeros, V_d=jnp.broadcast_to(p.circuit.v_dd, (n,)) + zeros,
-                       mu_scale=scale, cycle=jnp.zeros(n, dtype=jnp.int32))
+                       mu_scale=scale, cycle=jnp.zeros(n, dtype=jnp.int32), dm_on=jnp.zeros(n, dtype=bool))
 
 
 def event_values(state: NeuronState, p: NeuronParams) -> dict:
-    """Event functions (upward zero crossing = event): output spike and DM turn-on."""
+    """Event functions (upward zero crossing = event): output spike (V_g through V_T) and
+    DM turn-on (x through 1; only counted while the DM is off, see ``DM_OFF_MARGIN``)."""
     return {"spike": state.V_g - p.transistor.threshold, "dm_on": state.F + state.R - 1.0}
 
 
@@ -136,17 +142,20 @@ def step(state: NeuronState, v_in, p: NeuronParams, dt: float, dW, draws: Draws)
     energy["transistor"] = i_d * v_d * dt
     energy["load"] = i_load * i_load * c.r_l * dt + 0.5 * c.c_l * dv_d * dv_d
 
-    new = NeuronState(F=F, R=R, V_g=v_g, V_d=v_d, mu_scale=state.mu_scale, cycle=state.cycle)
+    new = NeuronState(F=F, R=R, V_g=v_g, V_d=v_d, mu_scale=state.mu_scale, cycle=state.cycle, dm_on=state.dm_on)
     before, after = event_values(state, p), event_values(new, p)
     events = {k: upward_crossing(before[k], after[k]) for k in EVENTS}
-    turned_on = events["dm_on"][0]
+    crossed, frac = events["dm_on"]
+    turned_on = crossed & ~state.dm_on
+    events["dm_on"] = (turned_on, frac)
+    dm_on = (state.dm_on | turned_on) & (after["dm_on"] >= -DM_OFF_MARGIN)
     cycle = state.cycle + turned_on.astype(state.cycle.dtype)
     mu_scale = state.mu_scale
     if draws.mu_c2c is not None:
         last = draws.mu_c2c.shape[1] - 1
         nxt = jnp.take_along_axis(draws.mu_c2c, jnp.minimum(cycle, last)[:, None], axis=1)[:, 0]
         mu_scale = jnp.where(turned_on, draws.mu_d2d * nxt, mu_scale)
-    new = new._replace(cycle=cycle, mu_scale=mu_scale)
+    new = new._replace(cycle=cycle, mu_scale=mu_scale, dm_on=dm_on)
     signals = {"V_in": v_in, "F": F, "R": R, "V_g": v_g, "V_d": v_d, "I_d": i_d}
     return new, StepOutput(signals=signals, energy=energy, events=events)
 

@@ -56,7 +56,7 @@ def _check_field(owner: str, name: str, value: Any, meta: dict) -> None:
         shown = arr[bad].flat[0]
         pretty = format_quantity(float(shown), meta["unit"]) if meta["unit"] else f"{shown:g}"
         raise ParameterError(
-            f"{where} = {pretty} ({shown:g} SI) is out of range: allowed {_range_text(meta)}"
+            f"{where} = {pretty} is out of range: allowed {_range_text(meta)}"
             + (f" ({meta['doc']})" if meta["doc"] else "")
         )
 
@@ -65,6 +65,7 @@ class _Record:
     """Mixin: validation on construction, float-field iteration, dict round trip."""
 
     _static: tuple[str, ...] = ()
+    _section: str = ""  # how users address the record: "memristor", "circuit", ...
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -81,7 +82,7 @@ class _Record:
             if not isinstance(value, (jax.Array, np.ndarray)):
                 value = float(value)
                 object.__setattr__(self, f.name, value)
-            _check_field(type(self).__name__, f.name, value, f.metadata)
+            _check_field(self._section, f.name, value, f.metadata)
         self._check_relations()
 
     def _check_relations(self) -> None:
@@ -135,12 +136,12 @@ class Memristor(_Record):
 
     def _check_relations(self):
         if self.polarity not in ("asymmetric", "symmetric"):
-            raise ParameterError(f"Memristor.polarity = {self.polarity!r}: allowed 'asymmetric' or 'symmetric'")
+            raise ParameterError(f"memristor.polarity = {self.polarity!r}: allowed 'asymmetric' or 'symmetric'")
         if not isinstance(self.r_on, jax.core.Tracer) and not isinstance(self.r_off, jax.core.Tracer):
             if np.any(np.asarray(self.r_off) <= np.asarray(self.r_on)):
                 raise ParameterError(
-                    f"Memristor.r_off = {format_quantity(float(np.min(self.r_off)), 'Ohm')} must exceed "
-                    f"Memristor.r_on = {format_quantity(float(np.max(self.r_on)), 'Ohm')}: allowed r_off in (r_on, inf) Ohm"
+                    f"memristor.r_off = {format_quantity(float(np.min(self.r_off)), 'Ohm')} must exceed "
+                    f"memristor.r_on = {format_quantity(float(np.max(self.r_on)), 'Ohm')}: allowed r_off in (r_on, inf) Ohm"
                 )
 
 
@@ -234,8 +235,10 @@ class NeuronParams:
         return dataclasses.replace(self, noise=Noise())
 
 
-for _cls, _static in [(Memristor, ("polarity",)), (Noise, ()), (EKV, ()), (SquareLaw, ()), (Circuit, ())]:
+for _cls, _static, _sec in [(Memristor, ("polarity",), "memristor"), (Noise, (), "noise"), (EKV, (), "transistor"),
+                            (SquareLaw, (), "transistor"), (Circuit, (), "circuit")]:
     _register(_cls, _static)
+    _cls._section = _sec
 jax.tree_util.register_dataclass(
     NeuronParams, data_fields=["memristor", "transistor", "circuit", "noise"], meta_fields=[]
 )

@@ -75,12 +75,12 @@ def _check_dt(dt: float, duration: float, p: NeuronParams, stimulus: Stimulus) -
         raise ParameterError(
             f"dt = {dt:g} s is too coarse for the physics: the ionic rates gamma1 + beta + gamma2 = {rate:g} 1/s "
             f"allow dt in (0, {MAX_RATE_DT / rate:g}] s")
-    drive = max(stimulus.max_voltage() - float(np.min(m.v_h)), 0.0)
+    drive = max(stimulus.max_abs_voltage() - float(np.min(m.v_h)), 0.0)
     growth = float(np.max(np.asarray(m.mu))) * drive / float(np.min(m.alpha))
     if growth > 0 and dt * growth > MAX_GROWTH_DT:
         raise ParameterError(
             f"dt = {dt:g} s is too coarse for the physics: the filament growth rate near bridging, "
-            f"mu (V_in,max - v_h)/alpha = {growth:g} 1/s, allows dt in (0, {MAX_GROWTH_DT / growth:g}] s")
+            f"mu (|V_in|max - v_h)/alpha = {growth:g} 1/s, allows dt in (0, {MAX_GROWTH_DT / growth:g}] s")
     n_steps = duration / dt
     if n_steps > 2**31 - 1:
         raise ParameterError(f"duration/dt = {n_steps:g} steps exceeds 2^31 - 1; raise dt or shorten the run")
@@ -124,6 +124,8 @@ def simulate(
     record_every: int | None = None,
     signals: tuple[str, ...] = circuit.SIGNALS,
     max_events: int = 64,
+    noise_chunk: int = 0,
+    noise_substeps: int = 1,
     throw: bool = True,
     progress: Callable[[float], None] | None = None,
 ) -> xr.Dataset:
@@ -143,6 +145,9 @@ def simulate(
         record_every: record signals every this many steps (default: ~2000 points).
         signals: which of ``V_in, F, R, V_g, V_d, I_d`` to record (``()`` for none).
         max_events: initial per-neuron event buffer; grown and rerun if exceeded.
+        noise_chunk, noise_substeps: Brownian-path control (see :class:`ionspike.solve.Scheme`):
+            ``dt=h, noise_substeps=r, noise_chunk=c`` follows the same noise path as
+            ``dt=h/r, noise_chunk=c*r``, for convergence studies of the stochastic model.
         throw: raise on a non-finite state, else mark ``status`` per neuron.
         progress: callback with the completed fraction.
 
@@ -172,9 +177,12 @@ def simulate(
     n = _batch_size(p, stimulus, n)
     n_steps = _check_dt(dt, duration, p, stimulus)
     if record_every is None:
-        record_every = max(1, n_steps // 2000)
+        # ~2000 recorded points; with nothing to record, long blocks (fewer loop exits)
+        record_every = max(1, n_steps // 2000) if signals else min(n_steps, 2048)
     if record_every < 1:
         raise ParameterError(f"record_every = {record_every} is out of range: allowed [1, inf) steps")
+    if noise_substeps < 1 or noise_chunk < 0:
+        raise ParameterError(f"noise_substeps = {noise_substeps} / noise_chunk = {noise_chunk}: allowed >= 1 / >= 0")
     if max_events < 1:
         raise ParameterError(f"max_events = {max_events} is out of range: allowed [1, inf)")
 
@@ -184,22 +192,25 @@ def simulate(
     stim = stimulus.batched(n)
     jparams = jax.tree.map(jnp.asarray, p)
 
+    slots = 4
     while True:
         draws = draw_spread(jparams, n, max_events + 1, k_spread)
         state0 = circuit.rest_state(jparams, draws)
         init = _initial_signals(state0, stim, jparams)
         sol = solve(
             _neuron_step, state0, stim, (jparams, draws),
-            n=n, n_steps=n_steps, scheme=Scheme(dt=dt),
-            record=Record(every=record_every, signals=tuple(signals), max_events=max_events),
+            n=n, n_steps=n_steps, scheme=Scheme(dt=dt, noise_chunk=noise_chunk, noise_substeps=noise_substeps),
+            record=Record(every=record_every, signals=tuple(signals), max_events=max_events, event_slots=slots),
             key=k_noise if stochastic_noise else None,
             n_noise=circuit.N_NOISE if stochastic_noise else 0,
             initial_signals=init, throw=throw, progress=progress,
         )
         needed = max(int(c.max(initial=0)) for c in sol.event_counts.values())
-        if needed <= max_events:
+        if needed <= max_events and sol.max_events_per_chunk <= slots:
             break
-        max_events = 1 << (needed - 1).bit_length()  # buffer overflowed: rerun with room for all
+        # a buffer overflowed (counts kept running, so we know by how much): rerun with room for all
+        max_events = max(max_events, 1 << (needed - 1).bit_length())
+        slots = max(slots, sol.max_events_per_chunk)
 
     return _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, draws, state0)
 
@@ -208,7 +219,7 @@ def _initial_signals(state0, stim, p):
     from ionspike.device.transistor import drain_current
 
     i_d, _ = drain_current(state0.V_g, state0.V_d, p.transistor)
-    return {"V_in": stim.value(jnp.float64(0.0)), "F": state0.F, "R": state0.R, "V_g": state0.V_g,
+    return {"V_in": jnp.broadcast_to(stim.value(jnp.float64(0.0)), state0.F.shape), "F": state0.F, "R": state0.R, "V_g": state0.V_g,
             "V_d": state0.V_d, "I_d": i_d}
 
 

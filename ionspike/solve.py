@@ -31,23 +31,34 @@ import numpy as np
 from ionspike.errors import SolverError
 
 NOISE_CHUNK_BYTES = 32 * 2**20  # memory for one chunk of pre-drawn normals
+MAX_CHUNK = 256                 # steps per chunk (noise drawn, events flushed once per chunk)
 
 
 @dataclass(frozen=True)
 class Scheme:
-    """How to step: fixed ``dt`` (s); ``noise_chunk`` steps of normals drawn at once (0 = auto)."""
+    """How to step.
+
+    ``dt``: fixed step, s. ``noise_chunk``: steps per chunk of pre-drawn normals (0 = auto).
+    ``noise_substeps``: each step's Brownian increment is the normalised sum of this many
+    finer increments. A run at ``dt`` with ``noise_substeps=r`` and ``noise_chunk=c`` uses
+    exactly the Brownian path of a run at ``dt/r`` with ``noise_chunk=c*r`` (same seed), so
+    the two differ only by discretisation: the sample path is refined, not redrawn.
+    """
 
     dt: float
     noise_chunk: int = 0
+    noise_substeps: int = 1
 
 
 @dataclass(frozen=True)
 class Record:
-    """What to keep: ``signals`` every ``every`` steps (plus t = 0); ``max_events`` per neuron and event."""
+    """What to keep: ``signals`` every ``every`` steps (plus t = 0); ``max_events`` per neuron and
+    event; ``event_slots`` events per neuron and noise chunk held before being appended."""
 
     every: int
     signals: tuple[str, ...] = ()
     max_events: int = 64
+    event_slots: int = 4
 
 
 class Solution(NamedTuple):
@@ -59,13 +70,16 @@ class Solution(NamedTuple):
     final_state: Any
     t_fail: np.ndarray             # (n,) first non-finite time per neuron, NaN if none
     n_steps: int
+    max_events_per_chunk: int      # most events one neuron had in one chunk (> event_slots: times lost)
 
 
 class _Carry(NamedTuple):
     state: Any
     energy: dict
-    ev_times: dict
-    ev_counts: dict
+    ev_times: dict      # name -> (n, max_events) event times, s
+    ev_counts: dict     # name -> (n,) events so far (may exceed max_events: overflow is detected)
+    pending: dict       # name -> (n, slots) events of the current chunk, flushed at its end
+    pending_n: dict     # name -> (n,) events in the current chunk (may exceed slots: detected)
     t_fail: jnp.ndarray
     last: dict
 
@@ -79,20 +93,32 @@ def _finite(state) -> jnp.ndarray:
     return ok
 
 
-def _store_events(ev_times, ev_counts, events, t0, dt):
-    out_t, out_c = {}, {}
+def _note_events(pending, pending_n, events, t0, dt):
+    """Per step: put each crossing in the neuron's next free slot of the chunk's small buffer
+    (a few selects, no scatter: cheap even when some neuron crosses at every step)."""
+    out_p, out_n = {}, {}
     for name, (crossed, frac) in events.items():
-        buf, count = ev_times[name], ev_counts[name]
-        k = buf.shape[1]
+        buf, k = pending[name], pending_n[name]
+        slot = jnp.arange(buf.shape[1])[None, :] == k[:, None]
+        out_p[name] = jnp.where(slot & crossed[:, None], (t0 + frac * dt)[:, None], buf)
+        out_n[name] = k + crossed.astype(k.dtype)
+    return out_p, out_n
 
-        def write(buf, crossed=crossed, frac=frac, count=count, k=k):
-            rows = jnp.arange(buf.shape[0])
-            idx = jnp.minimum(count, k - 1)
-            keep = buf[rows, idx]
-            return buf.at[rows, idx].set(jnp.where(crossed & (count < k), t0 + frac * dt, keep))
 
-        out_t[name] = jax.lax.cond(jnp.any(crossed), write, lambda b: b, buf)
-        out_c[name] = count + crossed.astype(count.dtype)
+def _flush_events(ev_times, ev_counts, pending, pending_n):
+    """Per chunk: append the chunk's events to the per-neuron event buffers."""
+    out_t, out_c = {}, {}
+    for name, buf in ev_times.items():
+        rows = jnp.arange(buf.shape[0])
+        count, k = ev_counts[name], pending_n[name]
+        cap = buf.shape[1]
+        for j in range(pending[name].shape[1]):
+            idx = count + j
+            valid = (j < k) & (idx < cap)
+            pos = jnp.minimum(idx, cap - 1)
+            buf = buf.at[rows, pos].set(jnp.where(valid, pending[name][:, j], buf[rows, pos]))
+        out_t[name] = buf
+        out_c[name] = count + k
     return out_t, out_c
 
 
@@ -136,13 +162,10 @@ def solve(
     """
     dt = float(scheme.dt)
     every = max(1, int(record.every))
-    if n_noise:
-        cap = max(1, NOISE_CHUNK_BYTES // (8 * n * n_noise))
-        chunk = scheme.noise_chunk or min(every, cap, 4096)
-        chunk = max(1, min(chunk, every))
-        every = chunk * max(1, round(every / chunk))
-    else:
-        chunk = every
+    # a chunk is the unit of noise drawing and of event flushing; records fall on chunk ends
+    cap = max(1, NOISE_CHUNK_BYTES // (8 * n * n_noise)) if n_noise else MAX_CHUNK
+    chunk = max(1, min(every, scheme.noise_chunk or MAX_CHUNK, cap))
+    every = chunk * max(1, round(every / chunk))
     n_blocks = math.ceil(n_steps / every)
     segments = max(1, min(segments, n_blocks))
     blocks_per_seg = math.ceil(n_blocks / segments)
@@ -150,7 +173,9 @@ def solve(
     signal_names = tuple(record.signals)
     k_events = int(record.max_events)
 
-    run_segment = _compiled(step, n, n_steps, dt, chunk, every // chunk, blocks_per_seg, signal_names, n_noise)
+    substeps = max(1, int(scheme.noise_substeps))
+    run_segment = _compiled(step, n, n_steps, dt, chunk, every // chunk, blocks_per_seg, signal_names, n_noise,
+                            substeps)
     neuron_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n)) if n_noise else None
 
     probe = jax.eval_shape(
@@ -159,12 +184,17 @@ def solve(
     energy0 = {name: jnp.zeros(n) for name in probe.energy}
     ev_t0 = {name: jnp.full((n, k_events), jnp.nan) for name in probe.events}
     ev_c0 = {name: jnp.zeros(n, jnp.int32) for name in probe.events}
+    pend0 = {name: jnp.full((n, record.event_slots), jnp.nan) for name in probe.events}
+    pend_n0 = {name: jnp.zeros(n, jnp.int32) for name in probe.events}
     last0 = {name: jnp.asarray(initial_signals[name]) for name in signal_names}
-    carry = _Carry(state0, energy0, ev_t0, ev_c0, jnp.full(n, jnp.nan), last0)
+    carry = _Carry(state0, energy0, ev_t0, ev_c0, pend0, pend_n0, jnp.full(n, jnp.nan), last0)
+    max_in_chunk = {name: 0 for name in probe.events}
 
     recorded: dict[str, list] = {name: [np.asarray(initial_signals[name])[None]] for name in signal_names}
     for seg in range(n_segments):
-        carry, recs = run_segment(carry, jnp.int32(seg), stimulus, args, neuron_keys)
+        carry, (recs, in_chunk) = run_segment(carry, jnp.int32(seg), stimulus, args, neuron_keys)
+        for name, v in in_chunk.items():
+            max_in_chunk[name] = max(max_in_chunk[name], int(np.max(v)))
         for name in signal_names:
             recorded[name].append(np.asarray(recs[name]))
         if progress is not None:
@@ -192,30 +222,35 @@ def solve(
         final_state=jax.tree.map(np.asarray, carry.state),
         t_fail=t_fail,
         n_steps=n_steps,
+        max_events_per_chunk=max(max_in_chunk.values(), default=0),
     )
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(step, n, n_steps, dt, chunk, chunks_per_block, blocks_per_seg, signal_names, n_noise):
+def _compiled(step, n, n_steps, dt, chunk, chunks_per_block, blocks_per_seg, signal_names, n_noise, substeps):
     """The jitted segment runner for one static configuration (cached across calls)."""
 
     def chunk_noise(neuron_keys, chunk_index):
         # float32 normals (ample for noise, 4x cheaper to draw than float64), used as float64
-        draw = lambda k: jax.random.normal(jax.random.fold_in(k, chunk_index), (chunk, n_noise), jnp.float32)
+        def draw(k):
+            z = jax.random.normal(jax.random.fold_in(k, chunk_index), (chunk * substeps, n_noise), jnp.float32)
+            if substeps > 1:  # sum of finer Brownian increments, renormalised to unit variance
+                z = z.reshape(chunk, substeps, n_noise).sum(axis=1) / jnp.sqrt(jnp.float32(substeps))
+            return z
         return jnp.transpose(jax.vmap(draw)(neuron_keys), (1, 2, 0)).astype(jnp.float64)  # (chunk, n_noise, n)
 
     def one_step(i, carry: _Carry, chunk_start, noise, stimulus, args):
         k = chunk_start + i
         t0 = k.astype(jnp.float64) * dt
-        v_in = stimulus.value(t0 + 0.5 * dt)
+        v_in = jnp.broadcast_to(stimulus.value(t0 + 0.5 * dt), (n,))
         dW = None if noise is None else noise[i]
         state, out = step(carry.state, v_in, dt, dW, args)
         energy = {name: carry.energy[name] + e for name, e in out.energy.items()}
-        ev_t, ev_c = _store_events(carry.ev_times, carry.ev_counts, out.events, t0, dt)
+        pend, pend_n = _note_events(carry.pending, carry.pending_n, out.events, t0, dt)
         bad = ~_finite(state)
         t_fail = jnp.where(bad & jnp.isnan(carry.t_fail), t0 + dt, carry.t_fail)
         last = {name: out.signals[name] for name in signal_names}
-        return _Carry(state, energy, ev_t, ev_c, t_fail, last)
+        return carry._replace(state=state, energy=energy, pending=pend, pending_n=pend_n, t_fail=t_fail, last=last)
 
     def run_segment(carry, seg_index, stimulus, args, neuron_keys):
         def run_chunk(carry, chunk_index):
@@ -223,12 +258,18 @@ def _compiled(step, n, n_steps, dt, chunk, chunks_per_block, blocks_per_seg, sig
             count = jnp.clip(n_steps - start, 0, chunk)
             noise = chunk_noise(neuron_keys, chunk_index) if n_noise else None
             body = lambda i, c: one_step(i, c, start, noise, stimulus, args)
-            return jax.lax.fori_loop(0, count, body, carry), None
+            carry = jax.lax.fori_loop(0, count, body, carry)
+            in_chunk = {k: jnp.max(v) for k, v in carry.pending_n.items()}
+            ev_t, ev_c = _flush_events(carry.ev_times, carry.ev_counts, carry.pending, carry.pending_n)
+            carry = carry._replace(ev_times=ev_t, ev_counts=ev_c,
+                                   pending=jax.tree.map(lambda b: jnp.full_like(b, jnp.nan), carry.pending),
+                                   pending_n=jax.tree.map(jnp.zeros_like, carry.pending_n))
+            return carry, in_chunk
 
         def run_block(carry, block_index):
             first_chunk = block_index * chunks_per_block
-            carry, _ = jax.lax.scan(run_chunk, carry, first_chunk + jnp.arange(chunks_per_block))
-            return carry, carry.last
+            carry, in_chunk = jax.lax.scan(run_chunk, carry, first_chunk + jnp.arange(chunks_per_block))
+            return carry, (carry.last, jax.tree.map(jnp.max, in_chunk))
 
         blocks = seg_index * blocks_per_seg + jnp.arange(blocks_per_seg)
         return jax.lax.scan(run_block, carry, blocks)

@@ -57,7 +57,7 @@ class Stimulus(abc.ABC):
 
     @abc.abstractmethod
     def value(self, t):
-        """``V_in`` at time ``t`` (s) for every neuron, shape ``(n,)``, in V."""
+        """``V_in`` at time ``t`` (s), in V: shape ``(n,)``, or ``()`` when shared by all neurons."""
 
     def min_segment(self) -> float:
         """Shortest piece of the waveform, in s (``inf`` for a constant)."""
@@ -66,6 +66,12 @@ class Stimulus(abc.ABC):
     @abc.abstractmethod
     def max_voltage(self) -> float:
         """Largest input voltage, in V."""
+
+    def max_abs_voltage(self) -> float:
+        """Largest input magnitude, in V (the drive of a symmetric device)."""
+        fields = [np.asarray(getattr(self, f.name), float) for f in dataclasses.fields(self)
+                  if f.name in ("amplitude", "baseline", "peak", "values")]
+        return float(max(np.max(np.abs(v)) for v in fields))
 
     def size(self) -> int:
         """Batch size implied by the per-neuron fields (1 if all are scalars)."""
@@ -76,7 +82,8 @@ class Stimulus(abc.ABC):
         return sizes.pop() if sizes else 1
 
     def batched(self, n: int) -> "Stimulus":
-        """The same waveform with every per-neuron field broadcast to length ``n`` (jnp arrays)."""
+        """The waveform as JAX arrays for ``n`` neurons: per-neuron fields become ``(n,)``,
+        shared fields stay 0-d so ``value`` computes them once per step for the whole batch."""
         kw = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -86,7 +93,7 @@ class Stimulus(abc.ABC):
             a = np.asarray(v, dtype=float)
             if a.size not in (1, n):
                 raise StimulusError(f"{type(self).__name__}.{f.name} has {a.size} values for {n} neurons")
-            kw[f.name] = jnp.broadcast_to(jnp.asarray(a.reshape(-1) if a.size > 1 else a.reshape(())), (n,))
+            kw[f.name] = jnp.asarray(a.reshape(-1)) if a.size > 1 else jnp.asarray(a.reshape(()))
         return dataclasses.replace(self, **kw)
 
     def describe(self) -> dict:
