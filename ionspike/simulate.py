@@ -33,6 +33,7 @@ LONG_NAMES = {"V_in": "input voltage", "F": "filament", "R": "residue", "V_g": "
 # physics limits on dt (see _check_dt): fraction of the fastest ionic rate per step
 MAX_RATE_DT = 0.2
 MAX_GROWTH_DT = 0.5
+DEFAULT_MAX_EVENTS = 64
 
 
 def _resolve_params(params: Any) -> tuple[NeuronParams, Preset | None]:
@@ -123,11 +124,12 @@ def simulate(
     deterministic: bool = False,
     record_every: int | None = None,
     signals: tuple[str, ...] = circuit.SIGNALS,
-    max_events: int = 64,
+    max_events: int = 64,  # DEFAULT_MAX_EVENTS
     noise_chunk: int = 0,
     noise_substeps: int = 1,
     throw: bool = True,
     progress: Callable[[float], None] | None = None,
+    devices: Any = "auto",
 ) -> xr.Dataset:
     """Simulate a batch of 1M1T1R neurons.
 
@@ -150,6 +152,7 @@ def simulate(
             ``dt=h/r, noise_chunk=c*r``, for convergence studies of the stochastic model.
         throw: raise on a non-finite state, else mark ``status`` per neuron.
         progress: callback with the completed fraction.
+        devices: split the neurons over several devices (see :func:`ionspike.solve.solve`).
 
     Returns:
         ``xarray.Dataset`` with dims ``time`` × ``neuron`` (recorded signals), ``spike`` and
@@ -185,6 +188,10 @@ def simulate(
         raise ParameterError(f"noise_substeps = {noise_substeps} / noise_chunk = {noise_chunk}: allowed >= 1 / >= 0")
     if max_events < 1:
         raise ParameterError(f"max_events = {max_events} is out of range: allowed [1, inf)")
+    if max_events == DEFAULT_MAX_EVENTS:
+        # room for one event per refractory period (R_c C_g) so that a rerun is rare
+        rc_cg = float(np.min(np.asarray(p.circuit.r_c) * np.asarray(p.circuit.c_g)))
+        max_events = int(min(DEFAULT_MAX_EVENTS + math.ceil(duration / rc_cg), 4096))
 
     key = jax.random.key(seed)
     k_spread, k_noise = jax.random.split(key)
@@ -203,7 +210,7 @@ def simulate(
             record=Record(every=record_every, signals=tuple(signals), max_events=max_events, event_slots=slots),
             key=k_noise if stochastic_noise else None,
             n_noise=circuit.N_NOISE if stochastic_noise else 0,
-            initial_signals=init, throw=throw, progress=progress,
+            initial_signals=init, throw=throw, progress=progress, devices=devices,
         )
         needed = max(int(c.max(initial=0)) for c in sol.event_counts.values())
         if needed <= max_events and sol.max_events_per_chunk <= slots:

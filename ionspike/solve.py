@@ -138,6 +138,7 @@ def solve(
     throw: bool = True,
     progress: Callable[[float], None] | None = None,
     segments: int = 20,
+    devices: Any = "auto",
 ) -> Solution:
     """Integrate ``step`` for ``n_steps`` steps of ``scheme.dt``.
 
@@ -156,6 +157,10 @@ def solve(
         initial_signals: the recorded signals at ``t = 0``.
         throw: raise :class:`SolverError` on a non-finite state; else report ``t_fail``.
         progress: called with the completed fraction after every segment.
+        devices: ``"auto"`` splits the neuron axis over all devices of the default backend
+            when there are several and each gets at least ``MIN_NEURONS_PER_DEVICE`` neurons
+            (on CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` exposes one
+            device per core); ``None`` keeps one device; or a list of devices.
 
     Returns:
         :class:`Solution` (NumPy arrays).
@@ -189,6 +194,9 @@ def solve(
     last0 = {name: jnp.asarray(initial_signals[name]) for name in signal_names}
     carry = _Carry(state0, energy0, ev_t0, ev_c0, pend0, pend_n0, jnp.full(n, jnp.nan), last0)
     max_in_chunk = {name: 0 for name in probe.events}
+
+    place = _placement(devices, n)
+    carry, stimulus, args, neuron_keys = place((carry, stimulus, args, neuron_keys))
 
     recorded: dict[str, list] = {name: [np.asarray(initial_signals[name])[None]] for name in signal_names}
     for seg in range(n_segments):
@@ -224,6 +232,31 @@ def solve(
         n_steps=n_steps,
         max_events_per_chunk=max(max_in_chunk.values(), default=0),
     )
+
+
+MIN_NEURONS_PER_DEVICE = 4096
+
+
+def _placement(devices: Any, n: int) -> Callable:
+    """A function that shards every leaf whose leading axis is the neuron axis over ``devices``."""
+    if devices == "auto":
+        devices = jax.devices()
+        if len(devices) < 2 or n % len(devices) or n < MIN_NEURONS_PER_DEVICE * len(devices):
+            return lambda tree: tree
+    if devices is None or len(devices) < 2:
+        return lambda tree: tree
+    if n % len(devices):
+        raise ValueError(f"n = {n} neurons cannot be split evenly over {len(devices)} devices")
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(devices), ("neuron",))
+
+    def put(x):
+        if isinstance(x, jax.Array) and x.ndim >= 1 and x.shape[0] == n:
+            return jax.device_put(x, NamedSharding(mesh, PartitionSpec("neuron", *([None] * (x.ndim - 1)))))
+        return x
+
+    return lambda tree: jax.tree.map(put, tree)
 
 
 @functools.lru_cache(maxsize=32)
