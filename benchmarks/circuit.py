@@ -181,10 +181,11 @@ def main(argv=None):
         print("no ngspice measurement in this run: ratios below are not printed")
 
     cost, rates = step_cost(), machine_rates()
-    floor_ns = (cost["flops"] / rates["flops"] + cost["transcendentals"] / rates["exp"]) * 1e9
+    core_floor_ns = (cost["flops"] / rates["flops"] + cost["transcendentals"] / rates["exp"]) * 1e9
+    n_dev = len(jax.devices())
     print(f"work per neuron-step: {cost['flops']:.0f} flop + {cost['transcendentals']:.0f} transcendental; "
-          f"machine: {rates['flops'] / 1e9:.2f} Gflop/s, {rates['exp'] / 1e9:.3f} G exp/s (float64, XLA, "
-          f"one core's vector units) -> floor {floor_ns:.2f} ns/neuron-step")
+          f"one device: {rates['flops'] / 1e9:.2f} Gflop/s, {rates['exp'] / 1e9:.3f} G exp/s (float64, XLA) -> "
+          f"floor {core_floor_ns:.2f} ns/neuron-step on one device, {core_floor_ns / n_dev:.2f} on {n_dev}")
 
     header = f"{'mode':13s} {'N':>7s} {'sim s':>6s} {'wall s':>8s} {'compile s':>9s} {'neuron-s/s':>11s} " \
              f"{'ns/n-step':>9s} {'x floor':>7s} {'x ngspice':>9s} {'peak GiB':>8s} {'spikes':>8s}"
@@ -196,6 +197,8 @@ def main(argv=None):
             r = run_ionspike(n, duration, deterministic)
             rate = n * duration / r["wall"]
             ns = r["wall"] / (n * duration / DT) * 1e9
+            used = n_dev if (n_dev > 1 and n % n_dev == 0 and n >= 4096 * n_dev) else 1
+            floor_ns = core_floor_ns / used
             ratio = f"{rate / ng_rate:9.0f}" if ng_rate else f"{'-':>9s}"
             print(f"{'deterministic' if deterministic else 'stochastic':13s} {n:7d} {duration:6.3f} {r['wall']:8.2f} "
                   f"{r['compile']:9.2f} {rate:11.2f} {ns:9.2f} {ns / floor_ns:7.1f} {ratio} "

@@ -163,3 +163,18 @@ def step(state: NeuronState, v_in, p: NeuronParams, dt: float, dW, draws: Draws)
 def stored_energy(state: NeuronState, p: NeuronParams) -> dict:
     """Energy stored on ``C_g`` and ``C_l``, J."""
     return {"cg": 0.5 * p.circuit.c_g * state.V_g**2, "cl": 0.5 * p.circuit.c_l * state.V_d**2}
+
+
+def cascade_input(v_in, state: NeuronState, p: NeuronParams, stages: int):
+    """Inputs of a chain of ``stages`` neurons (physics.md §2.3 option a, §7.5).
+
+    Neurons are laid out stage-major (``index = stage * n + i``). Stage 0 takes the external
+    input; stage ``k`` takes the voltage developed on stage ``k-1``'s load, ``V_DD - V_D``
+    (``= I_D R_l`` when ``C_l`` is negligible), from the previous step (a one-step lag, far
+    below every circuit time constant). The next stage's DM current is neglected as a load on
+    ``R_l`` (it is < R_l/R_on ~ 5 % of the drain current at the paper preset).
+    """
+    n = v_in.shape[0] // stages
+    drive = (p.circuit.v_dd - state.V_d).reshape(stages, n)
+    upstream = jnp.concatenate([v_in.reshape(stages, n)[:1], drive[:-1]], axis=0)
+    return upstream.reshape(-1)

@@ -68,8 +68,8 @@ def simulate(
         _fail(exc)
     first = [f"{t * 1e3:.3f} ms" if t is not None else "none" for t in summary["first_spike_s"][:5]]
     eps = summary["energy_per_spike_J"]
-    err.print(f"first spike: {', '.join(first)}{' …' if n > 5 else ''}; spikes: {sum(summary['spike_count'])}; "
-              f"energy/spike: {eps:.3g} J" if eps is not None else "no output spike")
+    energy = f"energy/spike: {eps:.3g} J" if eps is not None else "no output spike, so no energy per spike"
+    err.print(f"first spike: {', '.join(first)}{' …' if n > 5 else ''}; spikes: {sum(summary['spike_count'])}; {energy}")
     err.print(f"wrote {out_dir / 'traces.nc'}, {out_dir / 'metrics.json'}, {out_dir / 'traces.png'}")
 
 

@@ -36,10 +36,14 @@ def energy_per_spike(ds: xr.Dataset) -> dict:
 
     ``total`` = energy drawn from the input source plus from ``V_DD``, divided by the number
     of output spikes of all neurons; each element's term divided the same way. ``None``
-    when no neuron spiked.
+    when no neuron spiked. In a cascade only stage 0's input counts as drawn (later stages
+    are fed by the previous stage's supply).
     """
     spikes = int(ds["spike_count"].sum())
     terms = {k: float(ds[f"energy_{k}"].sum()) for k in ENERGY_TERMS}
+    if "stage" in ds.coords:
+        # a cascade: stages >= 1 draw their input from the previous stage's supply, already counted
+        terms["input"] = float(ds["energy_input"].where(ds["stage"] == 0, 0.0).sum())
     if spikes == 0:
         return {"total": None, "spikes": 0, **{k: None for k in terms}}
     return {"total": (terms["input"] + terms["supply"]) / spikes, "spikes": spikes,

@@ -27,15 +27,17 @@ INF = math.inf
 
 
 def _f(unit: str, lo: float, hi: float = INF, *, lo_open: bool = False, hi_open: bool = False,
-       doc: str = "", default: Any = dataclasses.MISSING):
-    """A float field with its SI unit and allowed closed/open interval [lo, hi]."""
-    meta = dict(unit=unit, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, doc=doc)
+       doc: str = "", default: Any = dataclasses.MISSING, allow_inf: bool = False):
+    """A float field with its SI unit and allowed interval between lo and hi (an infinite
+    upper bound is open: the value must be finite, unless ``allow_inf``)."""
+    meta = dict(unit=unit, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open or (hi == INF and not allow_inf),
+                doc=doc)
     return field(default=default, metadata=meta)
 
 
 def _range_text(meta: dict) -> str:
     lo = "(" if meta["lo_open"] else "["
-    hi = ")" if meta["hi_open"] or meta["hi"] == INF else "]"
+    hi = ")" if meta["hi_open"] else "]"
     unit = meta["unit"]
     u = f" {unit}" if unit else ""
     return f"{lo}{meta['lo']:g}, {meta['hi']:g}{hi}{u}"
@@ -72,14 +74,17 @@ class _Record:
             v = getattr(self, f.name)
             if f.name not in self._static and (
                 isinstance(v, jax.core.Tracer)
-                or not isinstance(v, (int, float, str, np.ndarray, np.number, jax.Array))
+                or not isinstance(v, (int, float, str, list, tuple, np.ndarray, np.number, jax.Array))
             ):
-                return  # rebuilt inside a JAX transformation: validated where first built
+                return  # rebuilt inside a JAX transformation (tracers, placeholders): validated where built
         for f in dataclasses.fields(self):
             if f.name in self._static:
                 continue
             value = getattr(self, f.name)
-            if not isinstance(value, (jax.Array, np.ndarray)):
+            if isinstance(value, (list, tuple)):
+                value = np.asarray(value, dtype=float)
+                object.__setattr__(self, f.name, value)
+            elif not isinstance(value, (jax.Array, np.ndarray)):
                 value = float(value)
                 object.__setattr__(self, f.name, value)
             _check_field(self._section, f.name, value, f.metadata)
@@ -155,14 +160,9 @@ class Noise(_Record):
     Spreads are median-preserving: the preset's ``mu`` is the median device.
     """
 
-    n_eff: float = _f("", 0.0, lo_open=True, doc="inf means deterministic", default=INF)
+    n_eff: float = _f("", 0.0, lo_open=True, doc="inf means deterministic", default=INF, allow_inf=True)
     sigma_d2d_ln_mu: float = _f("", 0.0, 5.0, default=0.0)
     sigma_c2c_ln_mu: float = _f("", 0.0, 5.0, default=0.0)
-
-    @property
-    def is_deterministic(self) -> bool:
-        return math.isinf(float(np.max(self.n_eff))) and float(np.max(self.sigma_d2d_ln_mu)) == 0 \
-            and float(np.max(self.sigma_c2c_ln_mu)) == 0
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,11 @@ def _read(name_or_path: str | Path, _seen: tuple = ()) -> tuple[dict, str]:
     if parent is not None:
         if parent in _seen:
             raise PresetError(f"preset {source}: circular 'extends' chain {_seen + (parent,)}")
+        if parent.endswith(".toml") and not Path(parent).is_absolute() and source != f"ionspike/presets/{text_path}.toml":
+            parent = str(Path(source).parent / parent)  # a file extends a file beside it
         base, _ = _read(parent, _seen + (text_path,))
+        base.pop("name", None)          # a child is never labelled with its parent's name
+        base.pop("description", None)
         data = _merge(base, data)
     return data, source
 

@@ -60,7 +60,7 @@ def _batch_size(params: NeuronParams, stimulus: Stimulus, n: int | None) -> int:
     return sizes.pop() if sizes else 1
 
 
-def _check_dt(dt: float, duration: float, p: NeuronParams, stimulus: Stimulus) -> int:
+def _check_dt(dt: float, duration: float, p: NeuronParams, stimulus: Stimulus, v_max_extra: float = 0.0) -> int:
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ParameterError(f"dt = {dt!r} s is out of range: allowed (0, inf) s")
     if not (math.isfinite(duration) and duration > 0):
@@ -76,7 +76,7 @@ def _check_dt(dt: float, duration: float, p: NeuronParams, stimulus: Stimulus) -
         raise ParameterError(
             f"dt = {dt:g} s is too coarse for the physics: the ionic rates gamma1 + beta + gamma2 = {rate:g} 1/s "
             f"allow dt in (0, {MAX_RATE_DT / rate:g}] s")
-    drive = max(stimulus.max_abs_voltage() - float(np.min(m.v_h)), 0.0)
+    drive = max(max(stimulus.max_abs_voltage(), v_max_extra) - float(np.min(m.v_h)), 0.0)
     growth = float(np.max(np.asarray(m.mu))) * drive / float(np.min(m.alpha))
     if growth > 0 and dt * growth > MAX_GROWTH_DT:
         raise ParameterError(
@@ -85,7 +85,10 @@ def _check_dt(dt: float, duration: float, p: NeuronParams, stimulus: Stimulus) -
     n_steps = duration / dt
     if n_steps > 2**31 - 1:
         raise ParameterError(f"duration/dt = {n_steps:g} steps exceeds 2^31 - 1; raise dt or shorten the run")
-    return max(1, int(round(n_steps)))
+    if n_steps < 1 or abs(n_steps - round(n_steps)) > 1e-6 * n_steps:
+        raise ParameterError(f"duration = {duration:g} s must be a whole number (>= 1) of steps dt = {dt:g} s "
+                             f"(it is {n_steps:.6g} steps)")
+    return int(round(n_steps))
 
 
 def draw_spread(p: NeuronParams, n: int, cycles: int, key) -> circuit.Draws:
@@ -113,6 +116,11 @@ def _neuron_step(state, v_in, dt, dW, args):
     return circuit.step(state, v_in, params, dt, dW, draws)
 
 
+def _cascade_step(state, v_in, dt, dW, args):
+    params, draws, stages = args
+    return circuit.step(state, circuit.cascade_input(v_in, state, params, stages), params, dt, dW, draws)
+
+
 def simulate(
     params: NeuronParams | Preset | str = "paper",
     stimulus: Stimulus | None = None,
@@ -125,11 +133,11 @@ def simulate(
     record_every: int | None = None,
     signals: tuple[str, ...] = circuit.SIGNALS,
     max_events: int = 64,  # DEFAULT_MAX_EVENTS
-    noise_chunk: int = 0,
     noise_substeps: int = 1,
     throw: bool = True,
     progress: Callable[[float], None] | None = None,
     devices: Any = "auto",
+    stages: int = 1,
 ) -> xr.Dataset:
     """Simulate a batch of 1M1T1R neurons.
 
@@ -147,12 +155,16 @@ def simulate(
         record_every: record signals every this many steps (default: ~2000 points).
         signals: which of ``V_in, F, R, V_g, V_d, I_d`` to record (``()`` for none).
         max_events: initial per-neuron event buffer; grown and rerun if exceeded.
-        noise_chunk, noise_substeps: Brownian-path control (see :class:`ionspike.solve.Scheme`):
-            ``dt=h, noise_substeps=r, noise_chunk=c`` follows the same noise path as
-            ``dt=h/r, noise_chunk=c*r``, for convergence studies of the stochastic model.
+        noise_substeps: Brownian-path control (see :class:`ionspike.solve.Scheme`): ``dt=h,
+            noise_substeps=r`` follows the same noise path as ``dt=h/r``, for convergence
+            studies of the stochastic model.
         throw: raise on a non-finite state, else mark ``status`` per neuron.
         progress: callback with the completed fraction.
         devices: split the neurons over several devices (see :func:`ionspike.solve.solve`).
+        stages: cascade length: with ``stages > 1`` each of the ``n`` chains has ``stages``
+            neurons, stage 0 driven by ``stimulus`` and stage ``k`` by the voltage on stage
+            ``k-1``'s load (:func:`ionspike.circuit.cascade_input`). Neurons are laid out
+            stage-major and the Dataset gets a ``stage`` coordinate on ``neuron``.
 
     Returns:
         ``xarray.Dataset`` with dims ``time`` × ``neuron`` (recorded signals), ``spike`` and
@@ -178,14 +190,19 @@ def simulate(
     if unknown:
         raise ParameterError(f"signals: unknown {unknown}; allowed {list(circuit.SIGNALS)}")
     n = _batch_size(p, stimulus, n)
-    n_steps = _check_dt(dt, duration, p, stimulus)
+    if not (isinstance(stages, int) and stages >= 1):
+        raise ParameterError(f"stages = {stages!r} is out of range: allowed integers >= 1")
+    n_steps = _check_dt(dt, duration, p, stimulus, float(np.max(p.circuit.v_dd)) if stages > 1 else 0.0)
+    chains, n = n, n * stages
+    if stages > 1:
+        p = jax.tree.map(lambda a: np.tile(np.asarray(a), stages) if np.ndim(a) else a, p)
     if record_every is None:
         # ~2000 recorded points; with nothing to record, long blocks (fewer loop exits)
         record_every = max(1, n_steps // 2000) if signals else min(n_steps, 2048)
     if record_every < 1:
         raise ParameterError(f"record_every = {record_every} is out of range: allowed [1, inf) steps")
-    if noise_substeps < 1 or noise_chunk < 0:
-        raise ParameterError(f"noise_substeps = {noise_substeps} / noise_chunk = {noise_chunk}: allowed >= 1 / >= 0")
+    if not (isinstance(noise_substeps, int) and noise_substeps >= 1):
+        raise ParameterError(f"noise_substeps = {noise_substeps!r} is out of range: allowed integers >= 1")
     if max_events < 1:
         raise ParameterError(f"max_events = {max_events} is out of range: allowed [1, inf)")
     if max_events == DEFAULT_MAX_EVENTS:
@@ -196,7 +213,7 @@ def simulate(
     key = jax.random.key(seed)
     k_spread, k_noise = jax.random.split(key)
     stochastic_noise = math.isfinite(float(np.min(p.noise.n_eff)))
-    stim = stimulus.batched(n)
+    stim = _tile_stimulus(stimulus.batched(chains), stages) if stages > 1 else stimulus.batched(n)
     jparams = jax.tree.map(jnp.asarray, p)
 
     slots = 4
@@ -204,9 +221,10 @@ def simulate(
         draws = draw_spread(jparams, n, max_events + 1, k_spread)
         state0 = circuit.rest_state(jparams, draws)
         init = _initial_signals(state0, stim, jparams)
+        step, args = (_neuron_step, (jparams, draws)) if stages == 1 else (_cascade_step, (jparams, draws, stages))
         sol = solve(
-            _neuron_step, state0, stim, (jparams, draws),
-            n=n, n_steps=n_steps, scheme=Scheme(dt=dt, noise_chunk=noise_chunk, noise_substeps=noise_substeps),
+            step, state0, stim, args,
+            n=n, n_steps=n_steps, scheme=Scheme(dt=dt, noise_substeps=noise_substeps),
             record=Record(every=record_every, signals=tuple(signals), max_events=max_events, event_slots=slots),
             key=k_noise if stochastic_noise else None,
             n_noise=circuit.N_NOISE if stochastic_noise else 0,
@@ -219,7 +237,24 @@ def simulate(
         max_events = max(max_events, 1 << (needed - 1).bit_length())
         slots = max(slots, sol.max_events_per_chunk)
 
-    return _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, draws, state0)
+    ds = _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, draws, state0)
+    if stages > 1:
+        ds = ds.assign_coords(stage=("neuron", np.repeat(np.arange(stages), chains)),
+                              chain=("neuron", np.tile(np.arange(chains), stages)))
+        ds.attrs["stages"] = stages
+    return ds
+
+
+def _tile_stimulus(stim: Stimulus, stages: int) -> Stimulus:
+    """Per-neuron stimulus fields repeated for every stage (only stage 0 uses them)."""
+    import dataclasses
+
+    kw = {}
+    for f in dataclasses.fields(stim):
+        v = getattr(stim, f.name)
+        kw[f.name] = jnp.tile(v, stages) if (f.name != "times" and jnp.ndim(v) == 1) else \
+            (jnp.tile(v, (stages, 1)) if jnp.ndim(v) == 2 else v)
+    return dataclasses.replace(stim, **kw)
 
 
 def _initial_signals(state0, stim, p):

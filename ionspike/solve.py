@@ -30,23 +30,20 @@ import numpy as np
 
 from ionspike.errors import SolverError
 
-NOISE_CHUNK_BYTES = 32 * 2**20  # memory for one chunk of pre-drawn normals
-MAX_CHUNK = 256                 # steps per chunk (noise drawn, events flushed once per chunk)
+MAX_CHUNK = 256  # steps per chunk (events flushed to the per-neuron buffers once per chunk)
 
 
 @dataclass(frozen=True)
 class Scheme:
     """How to step.
 
-    ``dt``: fixed step, s. ``noise_chunk``: steps per chunk of pre-drawn normals (0 = auto).
-    ``noise_substeps``: each step's Brownian increment is the normalised sum of this many
-    finer increments. A run at ``dt`` with ``noise_substeps=r`` and ``noise_chunk=c`` uses
-    exactly the Brownian path of a run at ``dt/r`` with ``noise_chunk=c*r`` (same seed), so
-    the two differ only by discretisation: the sample path is refined, not redrawn.
+    ``dt``: fixed step, s. ``noise_substeps``: each step's Brownian increment is the
+    normalised sum of this many finer increments, so a run at ``dt`` with
+    ``noise_substeps=r`` uses exactly the Brownian path of a run at ``dt/r`` (same seed):
+    the two differ only by discretisation, the sample path is refined, not redrawn.
     """
 
     dt: float
-    noise_chunk: int = 0
     noise_substeps: int = 1
 
 
@@ -167,10 +164,8 @@ def solve(
     """
     dt = float(scheme.dt)
     every = max(1, int(record.every))
-    # a chunk is the unit of noise drawing and of event flushing; records fall on chunk ends
-    cap = max(1, NOISE_CHUNK_BYTES // (8 * n * n_noise)) if n_noise else MAX_CHUNK
-    chunk = max(1, min(every, scheme.noise_chunk or MAX_CHUNK, cap))
-    every = chunk * max(1, round(every / chunk))
+    # a chunk is the unit of event flushing; records fall on chunk ends, so it divides `every`
+    chunk = _chunk_for(every)
     n_blocks = math.ceil(n_steps / every)
     segments = max(1, min(segments, n_blocks))
     blocks_per_seg = math.ceil(n_blocks / segments)
@@ -237,6 +232,18 @@ def solve(
 MIN_NEURONS_PER_DEVICE = 4096
 
 
+def _chunk_for(every: int) -> int:
+    """Steps per chunk: ``every`` itself up to MAX_CHUNK, else its largest divisor in
+    [MAX_CHUNK/8, MAX_CHUNK], else ``every`` (events then wait a whole record interval in the
+    per-chunk buffer, which grows on overflow)."""
+    if every <= MAX_CHUNK:
+        return every
+    for c in range(MAX_CHUNK, MAX_CHUNK // 8 - 1, -1):
+        if every % c == 0:
+            return c
+    return every
+
+
 def _placement(devices: Any, n: int) -> Callable:
     """A function that shards every leaf whose leading axis is the neuron axis over ``devices``."""
     if devices == "auto":
@@ -263,20 +270,25 @@ def _placement(devices: Any, n: int) -> Callable:
 def _compiled(step, n, n_steps, dt, chunk, chunks_per_block, blocks_per_seg, signal_names, n_noise, substeps):
     """The jitted segment runner for one static configuration (cached across calls)."""
 
-    def chunk_noise(neuron_keys, chunk_index):
-        # float32 normals (ample for noise, 4x cheaper to draw than float64), used as float64
-        def draw(k):
-            z = jax.random.normal(jax.random.fold_in(k, chunk_index), (chunk * substeps, n_noise), jnp.float32)
-            if substeps > 1:  # sum of finer Brownian increments, renormalised to unit variance
-                z = z.reshape(chunk, substeps, n_noise).sum(axis=1) / jnp.sqrt(jnp.float32(substeps))
-            return z
-        return jnp.transpose(jax.vmap(draw)(neuron_keys), (1, 2, 0)).astype(jnp.float64)  # (chunk, n_noise, n)
+    def step_noise(neuron_keys, k):
+        """Standard normals for global step ``k``: a pure function of (seed, neuron, step), so the
+        noise does not depend on batch size, run length, chunking or recording. With
+        ``substeps = r`` the increment is the normalised sum of the fine steps k*r .. k*r+r-1,
+        i.e. exactly the Brownian path of a run at dt/r. float32 normals (ample for noise,
+        cheaper to draw), used as float64."""
+        def draw(key_i):
+            if substeps == 1:
+                return jax.random.normal(jax.random.fold_in(key_i, k), (n_noise,), jnp.float32)
+            fine = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key_i, k * substeps + j),
+                                                        (n_noise,), jnp.float32))(jnp.arange(substeps))
+            return fine.sum(axis=0) / jnp.sqrt(jnp.float32(substeps))
+        return jnp.transpose(jax.vmap(draw)(neuron_keys)).astype(jnp.float64)  # (n_noise, n)
 
-    def one_step(i, carry: _Carry, chunk_start, noise, stimulus, args):
+    def one_step(i, carry: _Carry, chunk_start, neuron_keys, stimulus, args):
         k = chunk_start + i
         t0 = k.astype(jnp.float64) * dt
         v_in = jnp.broadcast_to(stimulus.value(t0 + 0.5 * dt), (n,))
-        dW = None if noise is None else noise[i]
+        dW = step_noise(neuron_keys, k) if n_noise else None
         state, out = step(carry.state, v_in, dt, dW, args)
         energy = {name: carry.energy[name] + e for name, e in out.energy.items()}
         pend, pend_n = _note_events(carry.pending, carry.pending_n, out.events, t0, dt)
@@ -289,8 +301,7 @@ def _compiled(step, n, n_steps, dt, chunk, chunks_per_block, blocks_per_seg, sig
         def run_chunk(carry, chunk_index):
             start = chunk_index * chunk
             count = jnp.clip(n_steps - start, 0, chunk)
-            noise = chunk_noise(neuron_keys, chunk_index) if n_noise else None
-            body = lambda i, c: one_step(i, c, start, noise, stimulus, args)
+            body = lambda i, c: one_step(i, c, start, neuron_keys, stimulus, args)
             carry = jax.lax.fori_loop(0, count, body, carry)
             in_chunk = {k: jnp.max(v) for k, v in carry.pending_n.items()}
             ev_t, ev_c = _flush_events(carry.ev_times, carry.ev_counts, carry.pending, carry.pending_n)

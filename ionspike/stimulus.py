@@ -117,10 +117,12 @@ def _register(cls):
 @_register
 @dataclass(frozen=True)
 class PulseTrain(Stimulus):
-    """Rectangular pulses: ``amplitude`` for ``width`` every ``period`` after ``delay``.
+    """Rectangular pulses: ``amplitude`` (V) for ``width`` (s) every ``period`` (s) after ``delay`` (s).
 
-    ``n_pulses`` limits the count (``inf`` = until the end). Between pulses the input is
-    ``baseline``. Paired pulses are a train of two: see :func:`paired_pulses`.
+    The train stops after ``n_pulses`` pulses or once ``duration`` (s, from ``delay``) has
+    passed, whichever comes first (``inf`` = until the end of the run); a pulse that starts
+    within ``duration`` is delivered whole. Between pulses the input is ``baseline``.
+    Paired pulses are a train of two: see :func:`paired_pulses`.
     """
 
     amplitude: Any
@@ -129,6 +131,7 @@ class PulseTrain(Stimulus):
     delay: Any = 0.0
     n_pulses: Any = math.inf
     baseline: Any = 0.0
+    duration: Any = math.inf
 
     def __post_init__(self):
         if not _concrete(self):
@@ -143,12 +146,13 @@ class PulseTrain(Stimulus):
         object.__setattr__(self, "delay", _arr("PulseTrain.delay", self.delay, lo=0, unit="s"))
         object.__setattr__(self, "n_pulses", _arr("PulseTrain.n_pulses", self.n_pulses, lo=0))
         object.__setattr__(self, "baseline", _arr("PulseTrain.baseline", self.baseline, unit="V"))
+        object.__setattr__(self, "duration", _arr("PulseTrain.duration", self.duration, lo=0, lo_open=True, unit="s"))
 
     def value(self, t):
         s = t - self.delay
         k = jnp.floor(s / self.period)
         phase = s - k * self.period
-        on = (s >= 0) & (phase < self.width) & (k < self.n_pulses)
+        on = (s >= 0) & (phase < self.width) & (k < self.n_pulses) & (k * self.period < self.duration)
         return jnp.where(on, self.amplitude, self.baseline)
 
     def min_segment(self) -> float:

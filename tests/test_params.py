@@ -49,6 +49,11 @@ def test_user_toml_file_extends_a_preset(tmp_path):
     f.write_text('extends = "paper"\n[circuit]\nr_c = "100 MOhm"\n')
     p = presets.load(str(f))
     assert p.params.circuit.r_c == 100e6 and p.params.memristor.mu == 550
+    assert p.name == "mine"                      # not labelled with the parent's name
+    g = tmp_path / "child.toml"
+    g.write_text('extends = "mine.toml"\n[memristor]\nmu = "300 1/(s*V)"\n')   # relative to its own folder
+    q = presets.load(str(g))
+    assert q.params.circuit.r_c == 100e6 and q.params.memristor.mu == 300 and q.name == "child"
 
 
 @pytest.mark.parametrize("name, value, fragment", [

@@ -18,6 +18,11 @@ def test_pulse_train_levels_and_per_neuron_fields():
     assert np.allclose(p.value(jnp.asarray(2.5e-3)), [0.7, 0.9])
 
 
+def test_pulse_train_duration_stops_the_train():
+    p = PulseTrain(0.8, 1e-3, 2e-3, duration=5e-3).batched(1)
+    assert [at(p, t) for t in (0.5e-3, 4.5e-3, 6.5e-3)] == [0.8, 0.8, 0.0]
+
+
 def test_paired_pulses_are_two_pulses_with_the_gap():
     p = paired_pulses(2.0, 20e-3, gap=30e-3).batched(1)
     assert at(p, 10e-3) == 2.0

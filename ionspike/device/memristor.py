@@ -50,5 +50,7 @@ def resistance(x, p: Memristor):
               \quad \bar x = \mathrm{clip}(x, 0, 1)
     """
     xb = jnp.clip(x, 0.0, 1.0)
-    r = p.r_on * xb + p.r_off * jnp.expm1((1.0 - xb) / p.lam) / jnp.expm1(1.0 / p.lam)
-    return jnp.maximum(r, p.r_on)
+    # the same law written so that no exponential overflows for small lambda:
+    # (e^{(1-x)/l} - 1)/(e^{1/l} - 1) = e^{-x/l} (e^{-(1-x)/l} - 1)/(e^{-1/l} - 1)
+    shape = jnp.exp(-xb / p.lam) * jnp.expm1(-(1.0 - xb) / p.lam) / jnp.expm1(-1.0 / p.lam)
+    return jnp.maximum(p.r_on * xb + p.r_off * shape, p.r_on)

@@ -1,0 +1,69 @@
+"""Helpers shared by the characterisation protocols: parameter resolution, statistics, fits."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ionspike.errors import ParameterError
+from ionspike.params import NeuronParams
+from ionspike.presets import Preset, load
+
+
+def resolve(preset: Any) -> tuple[NeuronParams, str, float | None]:
+    """(params, name, recommended dt) from a preset name/path, a Preset or NeuronParams."""
+    if isinstance(preset, NeuronParams):
+        return preset, "custom", None
+    if isinstance(preset, Preset):
+        return preset.params, preset.name, preset.dt
+    p = load(preset)
+    return p.params, p.name, p.dt
+
+
+def check_trials(trials: int) -> int:
+    if not isinstance(trials, (int, np.integer)) or trials < 1:
+        raise ParameterError(f"trials = {trials!r} is out of range: allowed integers >= 1")
+    return int(trials)
+
+
+def first_after(ds: xr.Dataset, t0, t1=np.inf, event: str = "spike_time") -> np.ndarray:
+    """Per neuron: the first event time in [t0, t1) (s), NaN if none. ``t0``/``t1`` scalars or per neuron."""
+    t = ds[event].values
+    t0 = np.broadcast_to(np.asarray(t0, float), (t.shape[0],))[:, None]
+    t1 = np.broadcast_to(np.asarray(t1, float), (t.shape[0],))[:, None]
+    inside = np.where((t >= t0) & (t < t1), t, np.inf)
+    first = inside.min(axis=1, initial=np.inf)
+    return np.where(np.isfinite(first), first, np.nan)
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95 % interval of a binomial proportion k/n."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def exp_decay_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Fit ``y = A exp(-x/tau)`` by least squares on ``log y`` (positive y only): (A, tau)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(y) & (y > 0)
+    if ok.sum() < 2:
+        return (math.nan, math.nan)
+    slope, intercept = np.polyfit(x[ok], np.log(y[ok]), 1)
+    return (float(np.exp(intercept)), float(-1.0 / slope) if slope < 0 else math.inf)
+
+
+def key(x: float) -> str:
+    """JSON key for a swept value in SI (``2e-4`` -> ``"0.0002"``)."""
+    return f"{x:.6g}"
+
+
+def none_if_nan(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
