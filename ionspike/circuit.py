@@ -174,7 +174,8 @@ def cascade_input(v_in, state: NeuronState, p: NeuronParams, stages: int):
     below every circuit time constant). The next stage's DM current is neglected as a load on
     ``R_l`` (it is < R_l/R_on ~ 5 % of the drain current at the paper preset).
     """
-    n = v_in.shape[0] // stages
+    n = state.V_d.shape[0] // stages
     drive = (p.circuit.v_dd - state.V_d).reshape(stages, n)
+    v_in = jnp.broadcast_to(v_in, state.V_d.shape)
     upstream = jnp.concatenate([v_in.reshape(stages, n)[:1], drive[:-1]], axis=0)
     return upstream.reshape(-1)

@@ -74,6 +74,50 @@ def simulate(
 
 
 @app.command()
+def characterize(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
+    preset: str = typer.Option("paper", help="Built-in preset name or a TOML file."),
+    only: Optional[str] = typer.Option(None, help="Comma-separated subset, e.g. leaky,threshold,energy."),
+    trials: Optional[int] = typer.Option(None, help="Stochastic trials (stochasticity, refractory)."),
+    seed: int = typer.Option(0, help="Seed of every random draw."),
+):
+    """Measure the six characteristics and the energy per spike; write data, figures, metrics."""
+    import time
+
+    import ionspike as isp
+    from ionspike import io, protocols
+    from ionspike.report import characteristics as figs
+
+    try:
+        names = protocols.resolve_names(only.split(",") if only else None)
+        if trials is not None and trials < 1:
+            raise isp.ParameterError(f"--trials = {trials} is out of range: allowed integers >= 1")
+        isp.presets.load(preset)  # fail early on an unknown preset
+        out_dir = io.prepare_out_dir(out)
+        results, datasets, timing = {}, {}, {}
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=err) as bar:
+            for name in names:
+                task = bar.add_task(f"{name:22s}", total=1.0)
+                t0 = time.perf_counter()
+                ds, metrics = protocols.run(name, preset, trials=trials, seed=seed,
+                                            progress=lambda f, task=task: bar.update(task, completed=f))
+                timing[name] = time.perf_counter() - t0
+                bar.update(task, completed=1.0)
+                io.write_netcdf(out_dir / f"{name}.nc", ds)
+                datasets[name] = io.read_netcdf(out_dir / f"{name}.nc")
+                figs.plot(name, datasets[name], out_dir / name)
+                results[name] = metrics
+        figs.summary(datasets, out_dir / "summary.png")
+        results["run"] = {"preset": preset, "seed": seed, "trials": trials, "seconds": timing,
+                          "ionspike_version": isp.__version__}
+        io.write_json(out_dir / "metrics.json", results)   # written last: its presence marks a complete run
+    except isp.IonspikeError as exc:
+        _fail(exc)
+    err.print(f"wrote {len(names)} characteristic(s) to {out_dir} in {sum(timing.values()):.0f} s")
+
+
+@app.command()
 def presets(name: Optional[str] = typer.Argument(None, help="Show one preset's resolved parameters (SI).")):
     """List the built-in presets, or show one."""
     import json

@@ -45,8 +45,28 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
+def jsonable(data: Any) -> Any:
+    """Nested data with NumPy scalars made Python and non-finite floats made JSON-safe
+    (NaN -> null, inf -> "inf")."""
+    import math
+
+    import numpy as np
+
+    if isinstance(data, dict):
+        return {str(k): jsonable(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [jsonable(v) for v in data]
+    if isinstance(data, np.ndarray):
+        return jsonable(data.tolist())
+    if isinstance(data, np.generic):
+        data = data.item()
+    if isinstance(data, float) and not math.isfinite(data):
+        return None if math.isnan(data) else ("inf" if data > 0 else "-inf")
+    return data
+
+
 def write_json(path: str | Path, data: Any) -> Path:
-    return atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n"))
+    return atomic_write(path, lambda p: p.write_text(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n"))
 
 
 def write_netcdf(path: str | Path, ds: xr.Dataset) -> Path:

@@ -73,6 +73,7 @@ def summarize(ds: xr.Dataset) -> dict:
         "isi_mean_s": isi_mean,
         "dm_on_count": [int(c) for c in ds["dm_on_count"].values],
         "energy_per_spike_J": eps["total"],
+        "input_energy_per_spike_J": eps["input"],
         "energy_per_spike_breakdown_J": {k: eps[k] for k in ENERGY_TERMS},
         "energy_total_J": float((ds["energy_input"] + ds["energy_supply"]).sum()),
         "duration_s": float(ds.attrs["duration_s"]),

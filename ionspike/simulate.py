@@ -10,6 +10,7 @@ whatever the batch size.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any, Callable
@@ -116,9 +117,15 @@ def _neuron_step(state, v_in, dt, dW, args):
     return circuit.step(state, v_in, params, dt, dW, draws)
 
 
-def _cascade_step(state, v_in, dt, dW, args):
-    params, draws, stages = args
-    return circuit.step(state, circuit.cascade_input(v_in, state, params, stages), params, dt, dW, draws)
+@dataclasses.dataclass(frozen=True)
+class _CascadeStep:
+    """Step of ``stages``-long chains; hashable by value so compilations are cached per length."""
+
+    stages: int
+
+    def __call__(self, state, v_in, dt, dW, args):
+        params, draws = args
+        return circuit.step(state, circuit.cascade_input(v_in, state, params, self.stages), params, dt, dW, draws)
 
 
 def simulate(
@@ -221,7 +228,8 @@ def simulate(
         draws = draw_spread(jparams, n, max_events + 1, k_spread)
         state0 = circuit.rest_state(jparams, draws)
         init = _initial_signals(state0, stim, jparams)
-        step, args = (_neuron_step, (jparams, draws)) if stages == 1 else (_cascade_step, (jparams, draws, stages))
+        step = _neuron_step if stages == 1 else _CascadeStep(stages)
+        args = (jparams, draws)
         sol = solve(
             step, state0, stim, args,
             n=n, n_steps=n_steps, scheme=Scheme(dt=dt, noise_substeps=noise_substeps),
@@ -247,8 +255,6 @@ def simulate(
 
 def _tile_stimulus(stim: Stimulus, stages: int) -> Stimulus:
     """Per-neuron stimulus fields repeated for every stage (only stage 0 uses them)."""
-    import dataclasses
-
     kw = {}
     for f in dataclasses.fields(stim):
         v = getattr(stim, f.name)

@@ -179,7 +179,8 @@ def solve(
     neuron_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n)) if n_noise else None
 
     probe = jax.eval_shape(
-        lambda s, st, a: step(s, st.value(jnp.float64(0.0)), dt, jnp.zeros((n_noise, n)) if n_noise else None, a),
+        lambda s, st, a: step(s, jnp.broadcast_to(st.value(jnp.float64(0.0)), (n,)), dt,
+                              jnp.zeros((n_noise, n)) if n_noise else None, a),
         state0, stimulus, args)[1]
     energy0 = {name: jnp.zeros(n) for name in probe.energy}
     ev_t0 = {name: jnp.full((n, k_events), jnp.nan) for name in probe.events}

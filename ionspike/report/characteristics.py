@@ -1,0 +1,213 @@
+"""Figures of the characterisation protocols, drawn only from their saved Datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+MS = 1e3
+
+
+def _input_and_response(ax, ds, i, t_max=None, label=None, response="V_g"):
+    t = ds.time.values
+    sel = t <= (t_max if t_max is not None else t[-1])
+    ax.plot(t[sel] * MS, ds.V_in.values[sel, i], color="0.6", lw=0.8, label="V_in")
+    ax.plot(t[sel] * MS, ds[response].values[sel, i], lw=1.0, label=label or response)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("voltage (V)")
+
+
+def leaky_integration(ds: xr.Dataset, axes=None):
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    gaps = ds.gap.values
+    first = np.array([np.nanmin(np.append(r, np.inf)) for r in ds.spike_time.values])
+    period = ds.attrs["width_s"] + gaps
+    pulses = np.where(np.isfinite(first), np.floor(first / period) + 1, np.nan)
+    axes[0].plot(gaps * MS, pulses, "o-")
+    axes[0].set_xlabel("gap between pulses (ms)")
+    axes[0].set_ylabel("pulses to fire")
+    axes[0].set_title(f"leaky integration ({ds.attrs['amplitude_V']:g} V, {ds.attrs['width_s'] * MS:g} ms pulses)")
+    i = int(np.argmax(gaps))
+    t_end = first[i] + 3e-3 if np.isfinite(first[i]) else None
+    t = ds.time.values
+    sel = t <= (t_end or t[-1])
+    axes[1].plot(t[sel] * MS, ds.V_in.values[sel, i], color="0.6", lw=0.6, label="V_in (V)")
+    axes[1].plot(t[sel] * MS, ds.F.values[sel, i], lw=1, label="F")
+    axes[1].plot(t[sel] * MS, ds.R.values[sel, i], lw=1, label="R")
+    axes[1].set_xlabel("time (ms)")
+    axes[1].set_ylabel("V_in (V), ionic state (1)")
+    axes[1].set_title(f"gap {gaps[i] * MS:g} ms")
+    axes[1].legend(fontsize=7)
+    return axes
+
+
+def threshold(ds: xr.Dataset, axes=None):
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    amp = ds.amplitude.values
+    first = np.array([np.nanmin(np.append(r, np.inf)) for r in ds.spike_time.values])
+    fired = np.isfinite(first)
+    axes[0].plot(amp, ds.peak_I_d.values * 1e6, "o-", label="peak drain current")
+    axes[0].set_xlabel("pulse amplitude (V)")
+    axes[0].set_ylabel("peak I_d (µA)")
+    ax2 = axes[0].twinx()
+    ax2.plot(amp[fired], first[fired] * MS, "s--", color="C1", label="first spike")
+    ax2.set_ylabel("first spike (ms)")
+    axes[0].set_title("threshold: all-or-none output (1 ms / 2 ms pulses)")
+    dc = ds.dc_level.values
+    fd = ds.dc_first_spike_time.values
+    axes[1].plot(dc, np.where(np.isfinite(fd), fd * MS, np.nan), "o-")
+    axes[1].set_xlabel("DC input (V)")
+    axes[1].set_ylabel("first spike (ms)")
+    axes[1].set_title("DC threshold (no point: no spike)")
+    return axes
+
+
+def cascade(ds: xr.Dataset, axes=None):
+    if axes is None:
+        fig, axes = plt.subplots(1, 1, figsize=(10, 3.6))
+        axes = [axes]
+    ax = axes[0]
+    t = ds.time.values * MS
+    stages = int(ds.attrs.get("stages", 1))
+    for k in range(stages):
+        ax.plot(t, ds.V_stage_in.values[:, k] + 1.4 * k, color="0.6", lw=0.6)
+        ax.plot(t, ds.V_g.values[:, k] + 1.4 * k, lw=0.9, label=f"stage {k}: V_g (input in grey)")
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("voltage (V), stages offset by 1.4 V")
+    ax.set_title(f"cascade: each stage driven by the previous load (V_DD = {ds.attrs['v_dd_V']:g} V)")
+    ax.legend(fontsize=7, loc="upper left")
+    return axes
+
+
+def intrinsic_plasticity(ds: xr.Dataset, axes=None):
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    gaps = ds.gap.values
+    axes[0].semilogx(gaps * MS, ds.advance.values * MS, "o-")
+    axes[0].set_xlabel("gap between the pulses (ms)")
+    axes[0].set_ylabel("advance of the 2nd spike (ms)")
+    axes[0].set_title(f"intrinsic plasticity ({ds.attrs['amplitude_V']:g} V, {ds.attrs['width_s'] * MS:g} ms pairs)")
+    i = 0
+    w = ds.attrs["width_s"]
+    t = ds.time.values
+    sel = t <= 2 * w + gaps[i] + 2e-3
+    axes[1].plot(t[sel] * MS, ds.V_in.values[sel, i], color="0.6", lw=0.8, label="V_in (V)")
+    axes[1].plot(t[sel] * MS, ds.V_g.values[sel, i], lw=1, label="V_g (V)")
+    axes[1].plot(t[sel] * MS, ds.R.values[sel, i], lw=1, label="residue R (1)")
+    axes[1].set_xlabel("time (ms)")
+    axes[1].set_ylabel("V, 1")
+    axes[1].set_title(f"gap {gaps[i] * MS:g} ms")
+    axes[1].legend(fontsize=7)
+    return axes
+
+
+def refractory(ds: xr.Dataset, axes=None):
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    rc = ds.r_c.values
+    axes[0].plot(rc * ds.attrs["c_g_F"] * MS, ds.isi_mean.values * MS, "o-", label="ionspike")
+    paper = np.array([2.25, 2.3, 4, 8, 23.8])
+    if rc.size == paper.size:
+        axes[0].plot(rc * ds.attrs["c_g_F"] * MS, paper, "s--", label="paper Fig. 4d")
+    axes[0].set_xlabel("R_c C_g (ms)")
+    axes[0].set_ylabel("mean ISI (ms)")
+    axes[0].set_title("refractory: ISI vs R_c (0.8 V, 1 ms / 2 ms)")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(ds.recovery_interval.values * MS, ds.p_refire.values, "o-")
+    axes[1].axhline(0.5, color="0.5", ls=":")
+    axes[1].set_xlabel("time since a spike (ms)")
+    axes[1].set_ylabel("P(fired again)")
+    axes[1].set_title("recovery of firing (noisy trials)")
+    return axes
+
+
+def stochasticity(ds: xr.Dataset, axes=None):
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    amp = ds.amplitude.values
+    levels = np.unique(amp)
+    p = [np.isfinite(ds.delay.values[amp == a]).mean() for a in levels]
+    axes[0].plot(levels, np.asarray(p) * 100, "o-", label="ionspike")
+    axes[0].plot([0.8, 0.9, 1.0], [5, 76, 95], "s--", label="paper Fig. 3c,d")
+    axes[0].set_xlabel(f"pulse amplitude (V), {ds.attrs['width_s'] * MS:g} ms pulse")
+    axes[0].set_ylabel("firing probability (%)")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title(f"stochastic firing ({ds.attrs['trials']} trials per level)")
+    for a in levels:
+        d = np.sort(ds.delay.values[(amp == a) & np.isfinite(ds.delay.values)])
+        if d.size:
+            axes[1].step(d * MS, np.arange(1, d.size + 1) / (amp == a).sum(), where="post", label=f"{a:g} V")
+    axes[1].set_xlabel("switching delay (ms)")
+    axes[1].set_ylabel("cumulative fraction of trials")
+    axes[1].legend(fontsize=7)
+    return axes
+
+
+def energy(ds: xr.Dataset, axes=None):
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    cg = ds.c_g.values
+    e = ds.energy_per_spike.values
+    axes[0].loglog(cg, e, "o")
+    for name, x, y in zip(ds.preset.values, cg, e):
+        axes[0].annotate(str(name), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    xs = np.logspace(np.log10(cg.min()) - 0.5, np.log10(cg.max()) + 0.5, 20)
+    axes[0].loglog(xs, xs * 0.8**2, ":", color="0.5", label="C_g (0.8 V)²")
+    axes[0].loglog(xs, xs * 0.45**2, "--", color="0.7", label="C_g (0.45 V)²")
+    axes[0].set_xlabel("gate capacitance C_g (F)")
+    axes[0].loglog(cg, ds.energy_supply.values, "x", color="C3", label="output stage (V_DD)")
+    axes[0].set_ylabel("neuron energy per spike (J)")
+    axes[0].set_title("energy per spike: pJ to aJ")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(ds.amplitude.values, ds.energy_vs_amplitude.values * 1e12, "o-")
+    axes[1].set_xlabel("input amplitude (V), paper preset")
+    axes[1].set_ylabel("neuron energy per spike (pJ)")
+    return axes
+
+
+PLOTTERS = {"leaky_integration": leaky_integration, "threshold": threshold, "cascade": cascade,
+            "intrinsic_plasticity": intrinsic_plasticity, "refractory": refractory,
+            "stochasticity": stochasticity, "energy": energy}
+
+
+def plot(name: str, ds: xr.Dataset, stem: str | Path) -> list[Path]:
+    """Draw protocol ``name`` from its Dataset into ``stem.png`` and ``stem.svg``."""
+    axes = PLOTTERS[name](ds)
+    fig = np.ravel(axes)[0].figure
+    fig.tight_layout()
+    paths = []
+    for suffix in (".png", ".svg"):
+        path = Path(f"{stem}{suffix}")
+        fig.savefig(path, dpi=110)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def summary(datasets: dict[str, xr.Dataset], path: str | Path) -> Path:
+    """One figure with the first panel of every protocol present."""
+    names = [n for n in PLOTTERS if n in datasets]
+    cols = 2
+    rows = int(np.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 3.3 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        if name == "cascade":
+            PLOTTERS[name](datasets[name], [ax])
+        else:
+            extra = fig.add_axes([0, 0, 0.01, 0.01])
+            PLOTTERS[name](datasets[name], [ax, extra])
+            extra.remove()
+    for ax in axes.ravel()[len(names):]:
+        ax.remove()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
