@@ -15,7 +15,7 @@ jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from ionspike import circuit, device, io, metrics, presets, stimulus  # noqa: E402
+from ionspike import circuit, device, io, metrics, presets, protocols, spice, stimulus  # noqa: E402
 from ionspike.errors import (  # noqa: E402
     IonspikeError, ParameterError, PresetError, SolverError, StimulusError, UnitError,
 )

@@ -31,35 +31,31 @@ def simulate(
     seed: int = typer.Option(0, help="Seed of every random draw."),
     dt: Optional[str] = typer.Option(None, help="Time step, e.g. 2us (default: the preset's)."),
     deterministic: bool = typer.Option(False, "--deterministic", help="No noise, no spread."),
+    engine: str = typer.Option("ionspike", help="ionspike (JAX) or ngspice (exported netlist, real ngspice)."),
 ):
     """Simulate N neurons on a pulse train or DC input and write traces, metrics and a figure."""
     import ionspike as isp
     from ionspike import io, metrics
     from ionspike.params import parse_assignments
     from ionspike.report import plot_traces
-    from ionspike.stimulus import DC, parse_pulse
-    from ionspike.units import parse_quantity
 
     try:
         out_dir = io.prepare_out_dir(out)
         p = isp.presets.load(preset, **parse_assignments(set_))
-        if pulse and dc:
-            raise isp.StimulusError("give either --pulse or --dc, not both")
-        if dc:
-            stim = DC(parse_quantity(dc, "V", name="--dc"))
-        elif pulse:
-            stim = parse_pulse(pulse)
-        elif "dc" in p.defaults:
-            stim = DC(parse_quantity(p.defaults["dc"], "V", name=f"preset {p.name}: defaults.dc"))
-        else:
-            stim = parse_pulse(p.defaults.get("pulse", "0.8V,1ms,2ms"))
+        stim = _stimulus(p, pulse, dc)
         dur = duration or p.defaults.get("duration", "300 ms")
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                       TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=err, transient=False) as bar:
-            task = bar.add_task(f"simulating {n} neuron(s), {dur}", total=1.0)
-            ds = isp.simulate(p, stim, duration=dur, n=n, seed=seed, dt=dt, deterministic=deterministic,
-                              progress=lambda f: bar.update(task, completed=f))
+            task = bar.add_task(f"simulating {n} neuron(s), {dur} ({engine})", total=1.0)
+            if engine == "ionspike":
+                ds = isp.simulate(p, stim, duration=dur, n=n, seed=seed, dt=dt, deterministic=deterministic,
+                                  progress=lambda f: bar.update(task, completed=f))
+            elif engine == "ngspice":
+                ds = _ngspice_run(p, stim, dur, dt, n, seed, deterministic)
+                bar.update(task, completed=1.0)
+            else:
+                raise isp.ParameterError(f"--engine {engine!r}: allowed 'ionspike' or 'ngspice'")
         summary = metrics.summarize(ds)
         io.write_netcdf(out_dir / "traces.nc", ds)
         io.write_json(out_dir / "metrics.json", summary)
@@ -71,6 +67,120 @@ def simulate(
     energy = f"energy/spike: {eps:.3g} J" if eps is not None else "no output spike, so no energy per spike"
     err.print(f"first spike: {', '.join(first)}{' …' if n > 5 else ''}; spikes: {sum(summary['spike_count'])}; {energy}")
     err.print(f"wrote {out_dir / 'traces.nc'}, {out_dir / 'metrics.json'}, {out_dir / 'traces.png'}")
+
+
+def _ngspice_run(preset, stim, duration, dt, n, seed, deterministic):
+    """Export the same neuron(s) and run them in ngspice (the spread is ionspike's draw for ``seed``)."""
+    import ionspike as isp
+    from ionspike import spice
+    from ionspike.units import parse_quantity
+
+    from ionspike.simulate import device_spread
+
+    p = preset.params.deterministic() if deterministic else preset.params
+    dur = parse_quantity(duration, "s", name="duration")
+    step = parse_quantity(dt, "s", name="dt") if dt else (preset.dt or 2e-6)
+    deck = spice.netlist(p, stim, duration=dur, dt=step, n=n, mu_scale=device_spread(p, n, seed),
+                         title=f"preset {preset.name}, seed {seed}")
+    import json
+
+    return spice.run(deck, p, n=n, per_copy_input=stim.size() > 1,
+                     attrs={"dt_s": step, "duration_s": dur, "seed": seed, "preset": preset.name,
+                            "stimulus_json": json.dumps(stim.describe()), "deterministic": int(deterministic)})
+
+
+def _stimulus(p, pulse, dc):
+    import ionspike as isp
+    from ionspike.stimulus import DC, parse_pulse
+    from ionspike.units import parse_quantity
+
+    if pulse and dc:
+        raise isp.StimulusError("give either --pulse or --dc, not both")
+    if dc:
+        return DC(parse_quantity(dc, "V", name="--dc"))
+    if pulse:
+        return parse_pulse(pulse)
+    if "dc" in p.defaults:
+        return DC(parse_quantity(p.defaults["dc"], "V", name=f"preset {p.name}: defaults.dc"))
+    return parse_pulse(p.defaults.get("pulse", "0.8V,1ms,2ms"))
+
+
+export_app = typer.Typer(no_args_is_help=True, help="Export the neuron to other tools.")
+validate_app = typer.Typer(no_args_is_help=True, help="Cross-check ionspike against other simulators.")
+app.add_typer(export_app, name="export")
+app.add_typer(validate_app, name="validate")
+
+
+@export_app.command("spice")
+def export_spice(
+    output: Path = typer.Option(..., "-o", "--output", help="Netlist file to write (.cir)."),
+    preset: str = typer.Option("paper", help="Built-in preset name or a TOML file."),
+    pulse: Optional[str] = typer.Option(None, help="Pulse train AMPLITUDE,WIDTH,PERIOD, e.g. 0.8V,1ms,2ms."),
+    dc: Optional[str] = typer.Option(None, help="DC input, e.g. 0.8V."),
+    duration: Optional[str] = typer.Option(None, help="Transient length (default: the preset's)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a parameter, e.g. --set Rc=250MOhm."),
+    n: int = typer.Option(1, help="Copies; with device spread each gets its own mu."),
+    seed: int = typer.Option(0, help="Seed of the device-to-device draw."),
+    dt: Optional[str] = typer.Option(None, help="Maximum time step (default: the preset's)."),
+    model: str = typer.Option("mosfet", help="Transistor: mosfet (SPICE level 1) or behavioural (exact EKV)."),
+):
+    """Write an ngspice netlist of the same neuron, parameters and stimulus (deterministic)."""
+    import ionspike as isp
+    from ionspike import io, spice
+    from ionspike.params import parse_assignments
+    from ionspike.units import parse_quantity
+
+    try:
+        p = isp.presets.load(preset, **parse_assignments(set_))
+        stim = _stimulus(p, pulse, dc)
+        dur = parse_quantity(duration or p.defaults.get("duration", "300 ms"), "s", name="duration")
+        step = parse_quantity(dt, "s", name="dt") if dt else (p.dt or 2e-6)
+        params = p.params
+        if float(params.noise.sigma_c2c_ln_mu) > 0 or float(params.noise.n_eff) < float("inf"):
+            err.print("note: the noise (n_eff, cycle-to-cycle spread) has no ngspice form; exporting the deterministic "
+                      "neuron (device-to-device spread is kept as per-copy mu)")
+            params = isp.replace(params, N_eff=float("inf"), sigma_c2c=0.0)
+        from ionspike.simulate import device_spread
+
+        text = spice.netlist(params, stim, duration=dur, dt=step, n=n, model=model,
+                             mu_scale=device_spread(params, n, seed),
+                             title=f"preset {p.name}, seed {seed}, {n} copies")
+        if output.exists() and output.is_dir():
+            raise isp.ParameterError(f"-o {str(output)!r} is a directory: give a file name such as neuron.cir")
+        io.atomic_write(output, lambda path: path.write_text(text))
+    except isp.IonspikeError as exc:
+        _fail(exc)
+    err.print(f"wrote {output} ({n} neuron(s), {dur:g} s transient, max step {step:g} s)")
+
+
+@validate_app.command("spice")
+def validate_spice(
+    preset: str = typer.Option("paper", help="Built-in preset name or a TOML file."),
+    pulse: Optional[str] = typer.Option(None, help="Pulse train AMPLITUDE,WIDTH,PERIOD."),
+    dc: Optional[str] = typer.Option(None, help="DC input."),
+    duration: Optional[str] = typer.Option(None, help="Simulated time (default: the preset's)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a parameter."),
+    n: int = typer.Option(1, help="Neurons (device spread draws differ per neuron)."),
+    seed: int = typer.Option(0, help="Seed of the device-to-device draw."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write report.json here."),
+):
+    """Run ionspike and ngspice on the same neuron and input; report spike-time and V_g agreement."""
+    import json
+
+    import ionspike as isp
+    from ionspike import io, spice
+    from ionspike.params import parse_assignments
+
+    try:
+        p = isp.presets.load(preset, **parse_assignments(set_))
+        stim = _stimulus(p, pulse, dc)
+        report, _, _ = spice.validate(p, stim, duration=duration or p.defaults.get("duration", "300 ms"), n=n,
+                                      seed=seed)
+        if out is not None:
+            io.write_json(io.prepare_out_dir(out) / "report.json", report)
+    except isp.IonspikeError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(report, indent=2))
 
 
 @app.command()

@@ -112,6 +112,17 @@ def draw_spread(p: NeuronParams, n: int, cycles: int, key) -> circuit.Draws:
     return circuit.Draws(mu_d2d=d2d, mu_c2c=c2c)
 
 
+def _keys(seed: int):
+    """(spread key, noise key) of a run: the one place a seed becomes keys."""
+    return jax.random.split(jax.random.key(seed))
+
+
+def device_spread(params: NeuronParams, n: int, seed: int) -> np.ndarray:
+    """The per-neuron device-to-device factors of ``mu`` that ``simulate(..., n=n, seed=seed)`` uses."""
+    k_spread, _ = _keys(seed)
+    return np.asarray(draw_spread(jax.tree.map(jnp.asarray, params), n, 1, k_spread).mu_d2d)
+
+
 def _neuron_step(state, v_in, dt, dW, args):
     params, draws = args
     return circuit.step(state, v_in, params, dt, dW, draws)
@@ -217,8 +228,7 @@ def simulate(
         rc_cg = float(np.min(np.asarray(p.circuit.r_c) * np.asarray(p.circuit.c_g)))
         max_events = int(min(DEFAULT_MAX_EVENTS + math.ceil(duration / rc_cg), 4096))
 
-    key = jax.random.key(seed)
-    k_spread, k_noise = jax.random.split(key)
+    k_spread, k_noise = _keys(seed)
     stochastic_noise = math.isfinite(float(np.min(p.noise.n_eff)))
     stim = _tile_stimulus(stimulus.batched(chains), stages) if stages > 1 else stimulus.batched(n)
     jparams = jax.tree.map(jnp.asarray, p)
