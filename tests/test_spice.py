@@ -1,0 +1,106 @@
+"""ngspice export, run with the real ngspice (installed by .ci/run), and agreement with ionspike."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+import ionspike as isp
+from ionspike import spice
+from ionspike.errors import IonspikeError
+
+PULSES = isp.PulseTrain(amplitude=0.8, width=1e-3, period=2e-3)
+needs_ngspice = pytest.mark.skipif(shutil.which("ngspice") is None and not __import__("os").environ.get("CI"),
+                                   reason="ngspice not installed (CI installs it and runs these)")
+
+
+def test_netlist_is_readable_and_carries_the_parameters():
+    p = isp.presets.params("paper").deterministic()
+    text = spice.netlist(p, PULSES, duration=0.01, dt=2e-6, n=2, mu_scale=[1.0, 1.2])
+    assert text.startswith("* ionspike")
+    assert ".param vh=0.5 alpha=0.01 beta=20" in text and "rc=250000000" in text
+    assert text.count(".subckt neuron1m1t1r") == 1
+    assert "X0 in vdd g0 d0 neuron1m1t1r mu=550" in text and "X1 in vdd g1 d1 neuron1m1t1r mu=660" in text
+    assert "PULSE(0 0.8 0 1e-09 1e-09" in text and ".tran 2e-06 0.01 0 2e-06" in text
+    assert ".model nch nmos level=1 vto=0.22 kp=0.00075" in text
+
+
+def test_what_ngspice_cannot_express_is_refused():
+    with pytest.raises(spice.SpiceError, match="n_eff"):
+        spice.netlist(isp.presets.params("paper"), PULSES, duration=0.01, dt=2e-6)
+    with pytest.raises(spice.SpiceError, match="sigma_c2c"):
+        spice.netlist(isp.replace(isp.presets.params("paper"), N_eff=float("inf"), sigma_c2c=0.2), PULSES,
+                      duration=0.01, dt=2e-6)
+    p = isp.replace(isp.presets.params("paper").deterministic(), Rc=np.array([1e8, 2e8]))
+    with pytest.raises(spice.SpiceError, match="circuit.r_c varies per neuron"):
+        spice.netlist(p, PULSES, duration=0.01, dt=2e-6, n=2)
+
+
+def test_missing_ngspice_gives_the_install_hint(monkeypatch, tmp_path):
+    monkeypatch.setenv("IONSPIKE_NGSPICE", str(tmp_path / "no-such-ngspice"))
+    with pytest.raises(spice.NgspiceMissing, match="apt-get install ngspice"):
+        spice.run("* empty\n.end\n", isp.presets.params("paper"), n=1)
+
+
+@needs_ngspice
+def test_ngspice_errors_carry_ngspices_own_message():
+    deck = "* broken\nV1 in 0 DC 1\nR1 in 0 {undefined_param}\n.tran 1u 10u\n.end\n"
+    with pytest.raises(spice.NgspiceError) as info:
+        spice.run(deck, isp.presets.params("paper"), n=1)
+    assert "undefined_param" in str(info.value).lower() or "error" in str(info.value).lower()
+
+
+@needs_ngspice
+def test_paper_preset_spike_times_agree_with_ngspice():
+    # The Fig. 2e protocol: the first nine spikes (168 ms) agree within 1 % (measured ~1e-4). Later this
+    # protocol hinges on marginal events: the tenth spike comes 40 us before its pulse ends, and whether the
+    # DM is still on at the edge decides the next 10 ms; the eleventh spike moves by 2 ms between
+    # ngspice's own reltol 1e-4 and 1e-6. So the comparison window ends before them (168 ms).
+    report, ours, theirs = spice.validate("paper", PULSES, duration="168 ms")
+    n = report["neurons"][0]
+    assert n["first_spike_rel_diff"] < 0.01
+    a = ours.spike_time.values[0][np.isfinite(ours.spike_time.values[0])]
+    b = theirs.spike_time.values[0][np.isfinite(theirs.spike_time.values[0])]
+    assert a.size == b.size == 9
+    assert np.all(np.abs(np.diff(a) - np.diff(b)) / np.diff(b) < 0.01)
+    assert n["vg_rms_rel_peak"] < 0.02          # V_g waveforms within 2 % RMS of the peak
+
+
+@needs_ngspice
+def test_si_exact_dc_turn_on_agrees_with_ngspice():
+    report, ours, theirs = spice.validate("si-exact", isp.DC(0.8), duration="40 ms")
+    a = ours.dm_on_time.values[0][0]
+    b = theirs.dm_on_time.values[0][0]
+    assert a == pytest.approx(b, rel=0.01) and b == pytest.approx(34.92e-3, rel=0.01)
+
+
+@needs_ngspice
+def test_device_spread_copies_match_the_same_draw():
+    p = isp.replace(isp.presets.params("paper").deterministic(), sigma_d2d=0.2)
+    report, ours, theirs = spice.validate(p, PULSES, duration="150 ms", n=10, seed=4)
+    fired = [(r["first_spike_s"]["ionspike"] is not None, r["first_spike_s"]["ngspice"] is not None)
+             for r in report["neurons"]]
+    assert all(a == b for a, b in fired)               # the same copies fire within 150 ms (slow devices do not)
+    firsts = [r["first_spike_rel_diff"] for r in report["neurons"] if r["first_spike_rel_diff"] is not None]
+    assert len(firsts) >= 5 and max(firsts) < 0.01    # each copy's first spike within 1 % (measured < 1e-5)
+
+
+@needs_ngspice
+def test_cli_export_and_ngspice_engine(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    deck = tmp_path / "n.cir"
+    proc = subprocess.run([sys.executable, "-m", "ionspike.cli", "export", "spice", "--preset", "paper",
+                           "--pulse", "0.8V,1ms,2ms", "--duration", "100ms", "--n", "2", "-o", str(deck)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert ".subckt neuron1m1t1r" in deck.read_text() and "has no ngspice form" in proc.stderr
+    out = tmp_path / "ng"
+    proc = subprocess.run([sys.executable, "-m", "ionspike.cli", "simulate", "--engine", "ngspice", "--preset", "paper",
+                           "--duration", "100ms", "--deterministic", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["first_spike_s"][0] == pytest.approx(0.0909, rel=0.01)
