@@ -44,6 +44,8 @@ def leaky_integration(preset="paper", *, amplitude=0.9, width=1e-3, gaps=GAPS_S,
                 taus.append(exp_decay_fit(t[sel], ds.F.values[sel, i])[1])
     tau = float(np.median(taus)) if taus else float("nan")
     ds = ds.assign_coords(gap=("neuron", gaps))
+    ds["pulses_to_fire"] = ("neuron", np.array([np.nan if k is None else k for k in pulses], float), {"units": "1"})
+    ds["first_spike"] = ("neuron", first, {"units": "s"})
     ds.attrs.update(protocol="leaky_integration", amplitude_V=amplitude, width_s=width)
     metrics = {
         "pulses_to_fire": {key(g): n for g, n in zip(gaps, pulses)},

@@ -57,6 +57,9 @@ def refractory(preset="paper", *, rc=RC_SWEEP_OHM, amplitude=0.8, width=1e-3, pe
     refr = float(grid[above[0]]) if above.size else None
     ds = sweep.assign_coords(r_c=("neuron", rc))
     ds["isi_mean"] = ("neuron", isi, {"units": "s", "long_name": f"mean ISI after {STEADY_AFTER_S} s"})
+    paper = dict(zip(RC_SWEEP_OHM, PAPER_ISI_S))
+    ds["paper_isi"] = ("neuron", np.array([paper.get(float(r), np.nan) for r in rc]),
+                       {"units": "s", "long_name": "paper Fig. 4d mean ISI"})
     ds["recovery_interval"] = ("interval", grid, {"units": "s"})
     ds["p_refire"] = ("interval", cdf, {"units": "1", "long_name": "P(fired again within the interval)"})
     ds["first_isi"] = ("trial", first_isi, {"units": "s"})

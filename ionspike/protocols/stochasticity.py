@@ -49,6 +49,12 @@ def stochasticity(preset="paper", *, trials=500, amplitudes=AMPLITUDES_V, width=
     out = out.assign_coords(amplitude=("neuron", amps))
     out["delay"] = ("neuron", delay, {"units": "s", "long_name": "switching delay from pulse onset (NaN: no spike)"})
     out["train_isi"] = ("isi", isis, {"units": "s"})
+    levels = np.asarray(amplitudes, float)
+    out["p_fire"] = ("level", np.array([p_fire[key(a)] for a in levels]), {"units": "1"})
+    out["p_fire_ci"] = (("level", "bound"), np.array([ci[key(a)] for a in levels]), {"units": "1"})
+    out = out.assign_coords(level=("level", levels, {"units": "V"}))
+    out["paper_p_fire"] = ("paper_level", np.array(list(PAPER_P_FIRE.values())), {"units": "1"})
+    out = out.assign_coords(paper_level=("paper_level", np.array(list(PAPER_P_FIRE)), {"units": "V"}))
     out.attrs.update(protocol="stochasticity", width_s=width, trials=trials)
     metrics = {
         "p_fire": p_fire, "p_fire_ci": ci, "delay_median_s": med, "delay_cv": cv,

@@ -47,6 +47,7 @@ def threshold(preset="paper", *, pulse_amplitudes=None, dc_levels=None, width=1e
     ds["dc_V_g"] = (("dc_time", "dc"), ds_d.V_g.values, {"units": "V"})
     ds = ds.assign_coords(dc_time=("dc_time", ds_d.time.values, {"units": "s"}))
     ds["peak_I_d"] = ("neuron", peak, {"units": "A"})
+    ds["first_spike"] = ("neuron", fp, {"units": "s", "long_name": "first spike (NaN: none)"})
     ds.attrs.update(protocol="threshold", width_s=width, period_s=period)
     metrics = {
         "threshold_pulse_V": th_p, "threshold_dc_V": th_d,

@@ -27,10 +27,8 @@ def leaky_integration(ds: xr.Dataset, axes=None):
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     gaps = ds.gap.values
-    first = np.array([np.nanmin(np.append(r, np.inf)) for r in ds.spike_time.values])
-    period = ds.attrs["width_s"] + gaps
-    pulses = np.where(np.isfinite(first), np.floor(first / period) + 1, np.nan)
-    axes[0].plot(gaps * MS, pulses, "o-")
+    first = ds.first_spike.values
+    axes[0].plot(gaps * MS, ds.pulses_to_fire.values, "o-")
     axes[0].set_xlabel("gap between pulses (ms)")
     axes[0].set_ylabel("pulses to fire")
     axes[0].set_title(f"leaky integration ({ds.attrs['amplitude_V']:g} V, {ds.attrs['width_s'] * MS:g} ms pulses)")
@@ -52,7 +50,7 @@ def threshold(ds: xr.Dataset, axes=None):
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     amp = ds.amplitude.values
-    first = np.array([np.nanmin(np.append(r, np.inf)) for r in ds.spike_time.values])
+    first = ds.first_spike.values
     fired = np.isfinite(first)
     axes[0].plot(amp, ds.peak_I_d.values * 1e6, "o-", label="peak drain current")
     axes[0].set_xlabel("pulse amplitude (V)")
@@ -114,9 +112,9 @@ def refractory(ds: xr.Dataset, axes=None):
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     rc = ds.r_c.values
     axes[0].plot(rc * ds.attrs["c_g_F"] * MS, ds.isi_mean.values * MS, "o-", label="ionspike")
-    paper = np.array([2.25, 2.3, 4, 8, 23.8])
-    if rc.size == paper.size:
-        axes[0].plot(rc * ds.attrs["c_g_F"] * MS, paper, "s--", label="paper Fig. 4d")
+    paper = ds.paper_isi.values
+    if np.isfinite(paper).any():
+        axes[0].plot(rc * ds.attrs["c_g_F"] * MS, paper * MS, "s--", label="paper Fig. 4d")
     axes[0].set_xlabel("R_c C_g (ms)")
     axes[0].set_ylabel("mean ISI (ms)")
     axes[0].set_title("refractory: ISI vs R_c (0.8 V, 1 ms / 2 ms)")
@@ -133,10 +131,11 @@ def stochasticity(ds: xr.Dataset, axes=None):
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     amp = ds.amplitude.values
-    levels = np.unique(amp)
-    p = [np.isfinite(ds.delay.values[amp == a]).mean() for a in levels]
-    axes[0].plot(levels, np.asarray(p) * 100, "o-", label="ionspike")
-    axes[0].plot([0.8, 0.9, 1.0], [5, 76, 95], "s--", label="paper Fig. 3c,d")
+    levels = ds.level.values
+    ci = ds.p_fire_ci.values * 100
+    p = ds.p_fire.values * 100
+    axes[0].errorbar(levels, p, yerr=[p - ci[:, 0], ci[:, 1] - p], fmt="o-", capsize=3, label="ionspike (95 % CI)")
+    axes[0].plot(ds.paper_level.values, ds.paper_p_fire.values * 100, "s--", label="paper Fig. 3c,d")
     axes[0].set_xlabel(f"pulse amplitude (V), {ds.attrs['width_s'] * MS:g} ms pulse")
     axes[0].set_ylabel("firing probability (%)")
     axes[0].legend(fontsize=7)
