@@ -69,4 +69,4 @@ def test_presets_command_lists_and_shows():
     for name in ("paper", "stochastic", "si-exact", "65nm", "3nm"):
         assert name in listing
     shown = json.loads(run("presets", "3nm").stdout)
-    assert shown["params"]["circuit"]["c_g"] == pytest.approx(4.14e-18)
+    assert shown["params"]["circuit"]["c_g"] == pytest.approx(4.14e-18, rel=1e-9, abs=0)

@@ -13,7 +13,7 @@ from ionspike.units import format_quantity, parse_quantity
     ("9.75e-4 A/V^2", "A/V^2", 9.75e-4), ("0.2", "", 0.2), ("inf", "", math.inf), ("300 K", "K", 300.0),
 ])
 def test_parses_unit_strings_to_si(text, unit, expected):
-    assert parse_quantity(text, unit) == pytest.approx(expected, rel=1e-12)
+    assert parse_quantity(text, unit) == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 def test_numbers_pass_through_as_si():
