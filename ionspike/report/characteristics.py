@@ -14,13 +14,17 @@ import xarray as xr  # noqa: E402
 MS = 1e3
 
 
-def _input_and_response(ax, ds, i, t_max=None, label=None, response="V_g"):
+def _input_and_response(ax, ds, i, t_max, series, ylabel, title):
+    """Neuron ``i``'s input (grey) and ``series`` [(variable, label)] against time up to ``t_max`` s."""
     t = ds.time.values
-    sel = t <= (t_max if t_max is not None else t[-1])
-    ax.plot(t[sel] * MS, ds.V_in.values[sel, i], color="0.6", lw=0.8, label="V_in")
-    ax.plot(t[sel] * MS, ds[response].values[sel, i], lw=1.0, label=label or response)
+    sel = t <= (t_max if t_max is not None and np.isfinite(t_max) else t[-1])
+    ax.plot(t[sel] * MS, ds.V_in.values[sel, i], color="0.6", lw=0.7, label="V_in (V)")
+    for name, label in series:
+        ax.plot(t[sel] * MS, ds[name].values[sel, i], lw=1.0, label=label)
     ax.set_xlabel("time (ms)")
-    ax.set_ylabel("voltage (V)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
 
 
 def leaky_integration(ds: xr.Dataset, axes=None):
@@ -33,16 +37,8 @@ def leaky_integration(ds: xr.Dataset, axes=None):
     axes[0].set_ylabel("pulses to fire")
     axes[0].set_title(f"leaky integration ({ds.attrs['amplitude_V']:g} V, {ds.attrs['width_s'] * MS:g} ms pulses)")
     i = int(np.argmax(gaps))
-    t_end = first[i] + 3e-3 if np.isfinite(first[i]) else None
-    t = ds.time.values
-    sel = t <= (t_end or t[-1])
-    axes[1].plot(t[sel] * MS, ds.V_in.values[sel, i], color="0.6", lw=0.6, label="V_in (V)")
-    axes[1].plot(t[sel] * MS, ds.F.values[sel, i], lw=1, label="F")
-    axes[1].plot(t[sel] * MS, ds.R.values[sel, i], lw=1, label="R")
-    axes[1].set_xlabel("time (ms)")
-    axes[1].set_ylabel("V_in (V), ionic state (1)")
-    axes[1].set_title(f"gap {gaps[i] * MS:g} ms")
-    axes[1].legend(fontsize=7)
+    _input_and_response(axes[1], ds, i, first[i] + 3e-3, [("F", "F"), ("R", "R")],
+                        "V_in (V), ionic state (1)", f"gap {gaps[i] * MS:g} ms")
     return axes
 
 
@@ -93,17 +89,9 @@ def intrinsic_plasticity(ds: xr.Dataset, axes=None):
     axes[0].set_xlabel("gap between the pulses (ms)")
     axes[0].set_ylabel("advance of the 2nd spike (ms)")
     axes[0].set_title(f"intrinsic plasticity ({ds.attrs['amplitude_V']:g} V, {ds.attrs['width_s'] * MS:g} ms pairs)")
-    i = 0
     w = ds.attrs["width_s"]
-    t = ds.time.values
-    sel = t <= 2 * w + gaps[i] + 2e-3
-    axes[1].plot(t[sel] * MS, ds.V_in.values[sel, i], color="0.6", lw=0.8, label="V_in (V)")
-    axes[1].plot(t[sel] * MS, ds.V_g.values[sel, i], lw=1, label="V_g (V)")
-    axes[1].plot(t[sel] * MS, ds.R.values[sel, i], lw=1, label="residue R (1)")
-    axes[1].set_xlabel("time (ms)")
-    axes[1].set_ylabel("V, 1")
-    axes[1].set_title(f"gap {gaps[i] * MS:g} ms")
-    axes[1].legend(fontsize=7)
+    _input_and_response(axes[1], ds, 0, 2 * w + gaps[0] + 2e-3, [("V_g", "V_g (V)"), ("R", "residue R (1)")],
+                        "V, 1", f"gap {gaps[0] * MS:g} ms")
     return axes
 
 
