@@ -184,6 +184,20 @@ def step(state: NeuronState, v_in, p: NeuronParams, dt: float, dW, draws: Draws)
     return new, StepOutput(signals=signals, energy=energy, events=events)
 
 
+def element_powers(v_in, v_g, v_d, i_d, x, p: NeuronParams) -> dict:
+    """Instantaneous power (W) of each element for sampled node voltages (any array shape).
+
+    The same bookkeeping as ``step``'s per-step energies, for traces produced elsewhere (an
+    ngspice run): ``input`` from the input source, ``dm`` and ``rc`` dissipated, ``supply`` from
+    V_DD, ``load`` in R_l, ``transistor`` = I_D V_D. ``i_d`` is the transistor current, ``x = F + R``.
+    """
+    c = p.circuit
+    i_dm = (v_in - v_g) / resistance(x, p.memristor)
+    i_load = (c.v_dd - v_d) / c.r_l
+    return {"input": v_in * i_dm, "dm": (v_in - v_g) * i_dm, "rc": v_g * v_g / c.r_c,
+            "supply": c.v_dd * i_load, "load": i_load * i_load * c.r_l, "transistor": i_d * v_d}
+
+
 def stored_energy(state: NeuronState, p: NeuronParams) -> dict:
     """Energy stored on ``C_g`` and ``C_l``, J."""
     return {"cg": 0.5 * p.circuit.c_g * state.V_g**2, "cl": 0.5 * p.circuit.c_l * state.V_d**2}

@@ -91,7 +91,7 @@ def _ngspice_run(preset, stim, duration, dt, n, seed, deterministic):
 
 def _stimulus(p, pulse, dc):
     import ionspike as isp
-    from ionspike.stimulus import DC, parse_pulse
+    from ionspike.stimulus import DC, from_defaults, parse_pulse
     from ionspike.units import parse_quantity
 
     if pulse and dc:
@@ -100,9 +100,7 @@ def _stimulus(p, pulse, dc):
         return DC(parse_quantity(dc, "V", name="--dc"))
     if pulse:
         return parse_pulse(pulse)
-    if "dc" in p.defaults:
-        return DC(parse_quantity(p.defaults["dc"], "V", name=f"preset {p.name}: defaults.dc"))
-    return parse_pulse(p.defaults.get("pulse", "0.8V,1ms,2ms"))
+    return from_defaults(p.defaults, f"preset {p.name}: defaults")
 
 
 export_app = typer.Typer(no_args_is_help=True, help="Export the neuron to other tools.")

@@ -237,7 +237,7 @@ def simulate(
     while True:
         draws = draw_spread(jparams, n, max_events + 1, k_spread)
         state0 = circuit.rest_state(jparams, draws)
-        init = _initial_signals(state0, stim, jparams)
+        init = _initial_signals(state0, stim, jparams, stages)
         step = _neuron_step if stages == 1 else _CascadeStep(stages)
         args = (jparams, draws)
         sol = solve(
@@ -273,12 +273,15 @@ def _tile_stimulus(stim: Stimulus, stages: int) -> Stimulus:
     return dataclasses.replace(stim, **kw)
 
 
-def _initial_signals(state0, stim, p):
+def _initial_signals(state0, stim, p, stages=1):
+    """Recorded signals at t = 0; V_in is what each neuron sees (the cascade wiring included)."""
     from ionspike.device.transistor import drain_current
 
     i_d, _ = drain_current(state0.V_g, state0.V_d, p.transistor)
-    return {"V_in": jnp.broadcast_to(stim.value(jnp.float64(0.0)), state0.F.shape), "F": state0.F, "R": state0.R, "V_g": state0.V_g,
-            "V_d": state0.V_d, "I_d": i_d}
+    v_in = jnp.broadcast_to(stim.value(jnp.float64(0.0)), state0.F.shape)
+    if stages > 1:
+        v_in = circuit.cascade_input(v_in, state0, p, stages)
+    return {"V_in": v_in, "F": state0.F, "R": state0.R, "V_g": state0.V_g, "V_d": state0.V_d, "I_d": i_d}
 
 
 def _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, draws, state0) -> xr.Dataset:

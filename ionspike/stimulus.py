@@ -316,3 +316,11 @@ def parse_pulse(spec: str) -> PulseTrain:
     width = parse_quantity(m.group(2).strip(), "s", name="pulse width")
     period = parse_quantity(m.group(3).strip(), "s", name="pulse period")
     return PulseTrain(amplitude=amp, width=width, period=period)
+
+
+def from_defaults(defaults: dict, where: str = "defaults") -> "PulseTrain | DC":
+    """The stimulus a preset's ``[defaults]`` names: ``dc = "0.8 V"`` or ``pulse = "0.8V,1ms,2ms"``
+    (0.8 V, 1 ms / 2 ms pulses when neither is given)."""
+    if "dc" in defaults:
+        return DC(parse_quantity(defaults["dc"], "V", name=f"{where}.dc"))
+    return parse_pulse(defaults.get("pulse", "0.8V,1ms,2ms"))

@@ -28,10 +28,7 @@ def cascade(preset="paper", *, stages=3, amplitude=0.8, width=1e-3, period=2e-3,
                   record_every=max(1, int(round(20e-6 / dt))), progress=progress)
     counts = [int(c) for c in ds.spike_count.values]
     first = first_after(ds, 0.0)
-    # the input each stage actually saw: stage 0 the stimulus, stage k the load drop of stage k-1
-    load = v_dd - ds.V_d.values
-    v_seen = np.concatenate([ds.V_in.values[:, :1], load[:, :-1]], axis=1)
-    ds["V_stage_in"] = (("time", "neuron"), v_seen, {"units": "V", "long_name": "input seen by each stage"})
+    # ds.V_in is the input each stage saw (stage k: the load drop of stage k-1, circuit.cascade_input)
     ds.attrs.update(protocol="cascade", v_dd_V=v_dd)
     latency = [float(first[k] - first[k - 1]) if np.isfinite(first[k]) and np.isfinite(first[k - 1]) else None
                for k in range(1, stages)]

@@ -9,20 +9,12 @@ from ionspike import metrics as M
 from ionspike import presets as P
 from ionspike.protocols.common import key
 from ionspike.simulate import simulate
-from ionspike.stimulus import DC, PulseTrain, parse_pulse
-from ionspike.units import parse_quantity
+from ionspike.stimulus import PulseTrain, from_defaults
 
 PAPER_65NM_J = 1.39e-12   # SI Table 7 configuration, inputs near 0.45 V
 PAPER_3NM_J = 1e-18       # SI Note 5 projection (~1 aJ)
 TRIALS = 4               # seeded trials per preset, pooled
 TERMS = ("input", "supply", "dm", "rc", "transistor", "load", "stored_cg", "stored_cl")
-
-
-def _default_stimulus(preset):
-    d = preset.defaults
-    if "dc" in d:
-        return DC(parse_quantity(d["dc"], "V", name="defaults.dc"))
-    return parse_pulse(d.get("pulse", "0.8V,1ms,2ms"))
 
 
 def energy(presets=None, *, amplitudes=(0.7, 0.8, 0.9, 1.0, 1.1, 1.2), seed=0, progress=None):
@@ -48,7 +40,7 @@ def energy(presets=None, *, amplitudes=(0.7, 0.8, 0.9, 1.0, 1.1, 1.2), seed=0, p
     total = len(names) + 1
     for i, name in enumerate(names):
         pre = P.load(name)
-        stim = _default_stimulus(pre)
+        stim = from_defaults(pre.defaults, f"preset {name!r}: defaults")
         # the nominal (deterministic) device; a preset that only fires through its noise and spread
         # (the stochastic one at its default input) is measured on TRIALS seeded noisy trials, pooled
         duration = pre.defaults.get("duration", "300 ms")
@@ -86,6 +78,8 @@ def energy(presets=None, *, amplitudes=(0.7, 0.8, 0.9, 1.0, 1.1, 1.2), seed=0, p
          **{f"energy_{k}": ("preset", rows[:, 1 + i], {"units": "J", "long_name": f"{k} per spike"})
             for i, k in enumerate(TERMS)},
          "c_g": ("preset", rows[:, -2], {"units": "F"}),
+         "c_g_v_in2": ("preset", rows[:, -2] * rows[:, -1] ** 2,
+                       {"units": "J", "long_name": "C_g V_in^2: the input charges C_g once per spike"}),
          "v_in": ("preset", rows[:, -1], {"units": "V"}),
          "energy_vs_amplitude": ("amplitude", np.asarray(per_amp), {"units": "J"})},
         coords={"preset": names, "amplitude": ("amplitude", amps, {"units": "V"})},

@@ -72,7 +72,7 @@ def cascade(ds: xr.Dataset, axes=None):
     t = ds.time.values * MS
     stages = int(ds.attrs.get("stages", 1))
     for k in range(stages):
-        ax.plot(t, ds.V_stage_in.values[:, k] + 1.4 * k, color="0.6", lw=0.6)
+        ax.plot(t, ds.V_in.values[:, k] + 1.4 * k, color="0.6", lw=0.6)
         ax.plot(t, ds.V_g.values[:, k] + 1.4 * k, lw=0.9, label=f"stage {k}: V_g (input in grey)")
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("voltage (V), stages offset by 1.4 V")
@@ -146,9 +146,7 @@ def energy(ds: xr.Dataset, axes=None):
     axes[0].loglog(cg, e, "o")
     for name, x, y in zip(ds.preset.values, cg, e):
         axes[0].annotate(str(name), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    xs = np.logspace(np.log10(cg.min()) - 0.5, np.log10(cg.max()) + 0.5, 20)
-    axes[0].loglog(xs, xs * 0.8**2, ":", color="0.5", label="C_g (0.8 V)²")
-    axes[0].loglog(xs, xs * 0.45**2, "--", color="0.7", label="C_g (0.45 V)²")
+    axes[0].loglog(cg, ds.c_g_v_in2.values, "s", mfc="none", color="0.4", label="C_g V_in²")
     axes[0].set_xlabel("gate capacitance C_g (F)")
     axes[0].loglog(cg, ds.energy_supply.values, "x", color="C3", label="output stage (V_DD)")
     axes[0].set_ylabel("neuron energy per spike (J)")

@@ -14,7 +14,6 @@ import numpy as np
 import xarray as xr
 
 from ionspike import circuit
-from ionspike.device.memristor import resistance
 from ionspike.errors import IonspikeError
 from ionspike.events import crossing_times
 from ionspike.params import NeuronParams
@@ -97,8 +96,8 @@ def to_dataset(t, cols, p: NeuronParams, *, n: int, per_copy_input: bool, attrs:
     i_load = (c.v_dd - vd) / c.r_l
     dvd = np.gradient(vd, t, axis=0) if t.size > 1 else np.zeros_like(vd)
     i_d = i_load - c.c_l * dvd
-    r_d = np.asarray(resistance(jnp.asarray(F + R), p.memristor))
-    i_dm = (vin - vg) / r_d
+    power = {k: np.asarray(v) for k, v in circuit.element_powers(
+        jnp.asarray(vin), jnp.asarray(vg), jnp.asarray(vd), jnp.asarray(i_d), jnp.asarray(F + R), p).items()}
     vt = float(np.max(p.transistor.threshold))
     spikes = [crossing_times(t, vg[:, i] - vt) for i in range(n)]
     turns = [crossing_times(t, F[:, i] + R[:, i] - 1.0, rearm=-circuit.DM_OFF_MARGIN) for i in range(n)]
@@ -119,12 +118,7 @@ def to_dataset(t, cols, p: NeuronParams, *, n: int, per_copy_input: bool, attrs:
         "dm_on_time": (("neuron", "dm_event"), pad(turns), {"units": "s"}),
         "dm_on_count": ("neuron", np.array([len(s) for s in turns]), {"units": "1"}),
         # energies by trapezoidal integration of the traces (J)
-        "energy_input": ("neuron", _integrate(t, vin * i_dm), {"units": "J"}),
-        "energy_dm": ("neuron", _integrate(t, (vin - vg) * i_dm), {"units": "J"}),
-        "energy_rc": ("neuron", _integrate(t, vg * vg / c.r_c), {"units": "J"}),
-        "energy_supply": ("neuron", _integrate(t, c.v_dd * i_load), {"units": "J"}),
-        "energy_load": ("neuron", _integrate(t, i_load * i_load * c.r_l), {"units": "J"}),
-        "energy_transistor": ("neuron", _integrate(t, i_d * vd), {"units": "J"}),
+        **{f"energy_{k}": ("neuron", _integrate(t, w), {"units": "J"}) for k, w in power.items()},
         "energy_stored_cg": ("neuron", 0.5 * c.c_g * (vg[-1] ** 2 - vg[0] ** 2), {"units": "J"}),
         "energy_stored_cl": ("neuron", 0.5 * c.c_l * (vd[-1] ** 2 - vd[0] ** 2), {"units": "J"}),
     })
