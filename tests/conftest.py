@@ -21,3 +21,19 @@ def shared_data_dir():
     """../shared/data next to the repository, if present."""
     here = os.path.dirname(os.path.abspath(__file__))
     return os.path.normpath(os.path.join(here, "..", "..", "shared", "data"))
+
+
+def shared_data(name):
+    """Path of a measured-data file in ../shared/data (or $IONSPIKE_SHARED_DATA). Absent: the test
+    fails with a clear message under CI=true (CI must have the data) and is skipped otherwise."""
+    from pathlib import Path
+
+    root = Path(os.environ.get("IONSPIKE_SHARED_DATA") or shared_data_dir())
+    path = root / name
+    if not path.is_file():
+        msg = (f"measured data {path} is absent (expected ../shared/data next to the repository, "
+               "or set IONSPIKE_SHARED_DATA)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
