@@ -126,6 +126,8 @@ class Memristor(_Record):
     transfer ``beta F`` to the residue, residue decay ``gamma2 R``; resistance
     ``R_d = r_on x̄ + r_off (exp((1 - x̄)/lam) - 1)/(exp(1/lam) - 1)``, ``x̄ = clip(F + R, 0, 1)``.
     ``polarity``: ``"asymmetric"`` (only positive ``V_m`` drives growth) or ``"symmetric"`` (``|V_m|``).
+    A symmetric device's drift onset for negative ``V_m`` is ``v_h + v_h_reverse_shift`` (real
+    "symmetric" devices have two different interfaces; measured sweeps show it).
     """
 
     mu: float = _f("1/(s*V)", 0.0, doc="filament growth rate per volt")
@@ -137,11 +139,21 @@ class Memristor(_Record):
     lam: float = _f("", 0.0, 100.0, lo_open=True, doc="resistance-law steepness lambda")
     r_on: float = _f("ohm", 0.0, lo_open=True, doc="ON resistance")
     r_off: float = _f("ohm", 0.0, lo_open=True, doc="OFF resistance")
+    v_h_reverse_shift: float = _f("V", -100.0, 100.0, default=0.0,
+                                  doc="drift onset for negative V_m minus v_h (symmetric devices)")
     polarity: str = "asymmetric"
 
     def _check_relations(self):
         if self.polarity not in ("asymmetric", "symmetric"):
             raise ParameterError(f"memristor.polarity = {self.polarity!r}: allowed 'asymmetric' or 'symmetric'")
+        shift, v_h = self.v_h_reverse_shift, self.v_h
+        if not isinstance(shift, jax.core.Tracer) and not isinstance(v_h, jax.core.Tracer):
+            if self.polarity == "asymmetric" and np.any(np.asarray(shift) != 0):
+                raise ParameterError(f"memristor.v_h_reverse_shift = {float(np.max(np.abs(shift))):g} V: only a "
+                                     "symmetric device has a reverse drift onset; allowed 0 for polarity 'asymmetric'")
+            if np.any(np.asarray(v_h) + np.asarray(shift) < 0):
+                raise ParameterError(f"memristor.v_h_reverse_shift = {float(np.min(shift)):g} V makes the reverse "
+                                     f"drift onset negative: allowed [-v_h, 100] V = [{-float(np.max(v_h)):g}, 100] V")
         if not isinstance(self.r_on, jax.core.Tracer) and not isinstance(self.r_off, jax.core.Tracer):
             if np.any(np.asarray(self.r_off) <= np.asarray(self.r_on)):
                 raise ParameterError(

@@ -7,6 +7,7 @@ import pytest
 from ionspike import presets
 from ionspike.device import drain_current, growth_rate, resistance, solve_drain
 from ionspike.device.transistor import K_B_OVER_Q
+from ionspike.errors import ParameterError
 from ionspike.params import EKV, SquareLaw
 
 P = presets.params("paper")
@@ -32,6 +33,15 @@ def test_growth_needs_the_drift_onset_and_respects_polarity():
     assert float(growth_rate(-0.8, 0.0, m)) == 0.0                        # asymmetric: negative bias does nothing
     sym = type(m)(**{**m.to_dict(), "polarity": "symmetric"})
     assert float(growth_rate(-0.8, 0.0, sym)) == pytest.approx(float(growth_rate(0.8, 0.0, m)))
+    # a symmetric device may start drifting at another voltage in reverse (two different interfaces)
+    skew = type(m)(**{**sym.to_dict(), "v_h_reverse_shift": 0.1})
+    assert float(growth_rate(-0.8, 0.0, skew)) == pytest.approx(550 * 0.2 / 1.01)
+    assert float(growth_rate(0.8, 0.0, skew)) == pytest.approx(550 * 0.3 / 1.01)
+    assert float(growth_rate(-0.55, 0.0, skew)) == 0.0
+    with pytest.raises(ParameterError, match="v_h_reverse_shift"):
+        type(m)(**{**m.to_dict(), "v_h_reverse_shift": 0.1})          # asymmetric: no reverse onset
+    with pytest.raises(ParameterError, match="v_h_reverse_shift"):
+        type(m)(**{**sym.to_dict(), "v_h_reverse_shift": -0.6})       # reverse onset below 0 V
     # field across the remaining gap: 1/(alpha + |1 - x|) grows as the filament bridges
     assert float(growth_rate(0.8, 0.99, m)) / float(growth_rate(0.8, 0.0, m)) == pytest.approx(1.01 / 0.02)
 

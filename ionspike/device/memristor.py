@@ -19,10 +19,14 @@ def growth_rate(v_m, x, p: Memristor, mu_scale=1.0):
         p: memristor parameters.
         mu_scale: multiplicative spread of ``mu`` (device-to-device x cycle-to-cycle).
 
-    An asymmetric device grows only for positive ``v_m``; a symmetric one uses ``|v_m|``.
+    An asymmetric device grows only for positive ``v_m``; a symmetric one uses ``|v_m|``, with
+    the onset ``v_h + v_h_reverse_shift`` for negative ``v_m``.
     """
-    drive = jnp.abs(v_m) if p.polarity == "symmetric" else v_m
-    return p.mu * mu_scale * jnp.maximum(drive - p.v_h, 0.0) / (p.alpha + jnp.abs(1.0 - x))
+    if p.polarity == "symmetric":
+        excess = jnp.abs(v_m) - p.v_h - jnp.where(v_m < 0, p.v_h_reverse_shift, 0.0)
+    else:
+        excess = v_m - p.v_h
+    return p.mu * mu_scale * jnp.maximum(excess, 0.0) / (p.alpha + jnp.abs(1.0 - x))
 
 
 def ionic_rates(F, R, v_m, p: Memristor, mu_scale=1.0):

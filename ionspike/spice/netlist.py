@@ -111,12 +111,15 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
     if model not in ("mosfet", "behavioural"):
         raise SpiceError(f"model = {model!r}: allowed 'mosfet' or 'behavioural'")
     vals = {k: _scalar(getattr(m, k), f"memristor.{k}") for k in ("v_h", "alpha", "beta", "gamma1", "gamma2", "lam",
-                                                                  "r_on", "r_off")}
+                                                                  "r_on", "r_off", "v_h_reverse_shift")}
     mu_base = np.broadcast_to(np.asarray(m.mu, float), (n,))
     scale = np.ones(n) if mu_scale is None else np.broadcast_to(np.asarray(mu_scale, float), (n,))
     mus = mu_base * scale
     circ = {k: _scalar(getattr(c, k), f"circuit.{k}") for k in ("c_g", "r_c", "r_l", "v_dd", "c_l")}
-    drive = "abs(v(in)-v(g))" if m.polarity == "symmetric" else "(v(in)-v(g))"
+    if m.polarity == "symmetric":  # onset v_h forward, v_h + v_h_reverse_shift reverse
+        excess = "max(v(in)-v(g)-vh,0)+max(v(g)-v(in)-vh-vhr,0)"
+    else:
+        excess = "max(v(in)-v(g)-vh,0)"
     lines = [
         f"* ionspike {__version__}: 1M1T1R spiking neuron (diffusive memristor, transistor, resistor)",
         f"* {title}" if title else "* exported by ionspike.spice.netlist",
@@ -125,7 +128,7 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
         "* ---- parameters (physics.md §7.3 names) ----",
         f".param vh={_g(vals['v_h'])} alpha={_g(vals['alpha'])} beta={_g(vals['beta'])}",
         f"+ gamma1={_g(vals['gamma1'])} gamma2={_g(vals['gamma2'])} lam={_g(vals['lam'])}",
-        f"+ ron={_g(vals['r_on'])} roff={_g(vals['r_off'])}",
+        f"+ ron={_g(vals['r_on'])} roff={_g(vals['r_off'])} vhr={_g(vals['v_h_reverse_shift'])}",
         f"+ cg={_g(circ['c_g'])} rc={_g(circ['r_c'])} rl={_g(circ['r_l'])} vdd={_g(circ['v_dd'])} cl={_g(circ['c_l'])}",
         "* clipped ionic state x = clip(F + R, 0, 1) of the resistance law",
         ".func xb(a,b) {min(max(a+b,0),1)}",
@@ -144,7 +147,7 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
         "* ionic state: filament F on node f, residue R on node r (1 F each, so I = dx/dt)",
         "Cf f 0 1",
         "Cr r 0 1",
-        f"Bf 0 f I = mu*max({drive}-vh,0)/(alpha+abs(1-v(f)-v(r))) - (gamma1+beta)*v(f)",
+        f"Bf 0 f I = mu*({excess})/(alpha+abs(1-v(f)-v(r))) - (gamma1+beta)*v(f)",
         "Br 0 r I = beta*v(f) - gamma2*v(r)",
         "* diffusive memristor, input to gate: R_d = max(ron*xb + roff*e^(-xb/lam)*(e^(-(1-xb)/lam)-1)/(e^(-1/lam)-1), ron)",
         "Bdm in g I = (v(in)-v(g))/max(ron*xb(v(f),v(r)) + roff*exp(-xb(v(f),v(r))/lam)"
