@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ionspike.errors import IonspikeError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ionspike: simulate the 1M1T1R diffusive-memristor spiking neuron.")
 err = Console(stderr=True, soft_wrap=True)
@@ -223,6 +225,91 @@ def characterize(
     except isp.IonspikeError as exc:
         _fail(exc)
     err.print(f"wrote {len(names)} characteristic(s) to {out_dir} in {sum(timing.values()):.0f} s")
+
+
+calibrate_app = typer.Typer(no_args_is_help=True, help="Fit the device model to measured data; write a preset.")
+app.add_typer(calibrate_app, name="calibrate")
+
+
+def _calibrate(kind: str, path: Path, out: Path, base: str, seed: int, quick: bool, fit_kwargs: dict) -> None:
+    import shlex
+    import sys
+
+    import ionspike as isp
+    from ionspike import calibrate, io
+    from ionspike.report import calibration as figs
+
+    try:
+        isp.presets.load(base)  # fail early on an unknown base preset
+        io.prepare_out_dir(out)
+        options = calibrate.FitOptions(seed=seed, **({"steps": 10, "restarts": 1, "rounds": 1} if quick else {}))
+        data = calibrate.load_dc_sweeps(path) if kind == "dc-sweeps" else calibrate.load_pulse_trials(path)
+        fit_fn = calibrate.fit_dc_sweeps if kind == "dc-sweeps" else calibrate.fit_pulses
+        n_noise = len(options.n_eff_grid) * len(options.sigma_c2c_grid or (calibrate.fit.SIGMA_C2C_GRID if kind ==
+                                                                             "dc-sweeps" else calibrate.fit.SIGMA_C2C_GRID_PULSES))
+        total = options.rounds * n_noise + options.steps * (options.restarts + options.rounds - 1)
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=err) as bar:
+            task = bar.add_task(f"calibrate {kind}", total=total)
+            fit = fit_fn(data, base=base, options=options, progress=lambda: bar.advance(task), **fit_kwargs)
+            bar.update(task, completed=total)
+        preset = isp.presets.load(base)
+        defaults = dict(preset.defaults, **({"dt": f"{preset.dt} s"} if preset.dt else {}))
+        calibrate.write(fit, out, source=str(path), base=base, defaults=defaults,
+                        command=" ".join(shlex.quote(a) for a in ["ionspike", *sys.argv[1:]]))
+        figs.plot(out)
+    except (isp.IonspikeError, FileNotFoundError) as exc:
+        _fail(exc)
+    ks = ", ".join(f"{k} {v:.3f}" for k, v in fit.ks.items())
+    err.print(f"wrote {out}/preset.toml, fit.json and figures; KS distances: {ks}")
+
+
+@calibrate_app.command("dc-sweeps")
+def calibrate_dc_sweeps(
+    path: Path = typer.Argument(..., help="Sweeps: .npz (voltage_V, current_A) or .csv (sweep,voltage_V,current_A)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (preset.toml, fit.json, figures)."),
+    symmetric: bool = typer.Option(True, "--symmetric/--asymmetric", help="Device switches on |V| or only V > 0."),
+    hold: str = typer.Option("10 ms", help="Time per sweep point (not in the data: an assumption to state)."),
+    compliance: Optional[str] = typer.Option(None, help="Current compliance, e.g. 1uA (default: detected)."),
+    i_on: str = typer.Option("10 nA", help="Threshold current level of the rising branch."),
+    i_off: str = typer.Option("10 pA", help="Hold current level of the falling branch."),
+    base: str = typer.Option("paper", help="Preset giving the parameters the fit holds (and the transistor, circuit)."),
+    seed: int = typer.Option(0, help="Seed of every random draw."),
+    quick: bool = typer.Option(False, "--quick", help="One round, one start, 10 Adam steps (a smoke run)."),
+):
+    """Fit v_h, mu, r_on/r_off and the noise to quasi-static I-V sweeps with compliance."""
+    from ionspike.units import parse_quantity
+
+    try:
+        kwargs = {"polarity": "symmetric" if symmetric else "asymmetric",
+                  "hold": parse_quantity(hold, "s", name="hold"),
+                  "compliance": parse_quantity(compliance, "A", name="compliance") if compliance else None,
+                  "i_on": parse_quantity(i_on, "A", name="i_on"), "i_off": parse_quantity(i_off, "A", name="i_off")}
+    except IonspikeError as exc:
+        _fail(exc)
+    _calibrate("dc-sweeps", path, out, base, seed, quick, kwargs)
+
+
+@calibrate_app.command("pulses")
+def calibrate_pulses(
+    path: Path = typer.Argument(..., help="Trials: .npz (time_s, voltage_V, current_A) or .csv (trial,time_s,voltage_V,current_A)."),
+    series_resistance: str = typer.Option(..., "--series-resistance", help="Resistor in series with the device, e.g. 22kOhm."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (preset.toml, fit.json, figures)."),
+    i_level: Optional[str] = typer.Option(None, help="Switching current level (default: midway OFF to ON)."),
+    base: str = typer.Option("paper", help="Preset giving the parameters the fit holds (and the transistor, circuit)."),
+    seed: int = typer.Option(0, help="Seed of every random draw."),
+    quick: bool = typer.Option(False, "--quick", help="One round, one start, 10 Adam steps (a smoke run)."),
+):
+    """Fit mu, r_on/r_off and the noise to switching delays under a pulse through a series resistor."""
+    from ionspike.units import parse_quantity
+
+    try:
+        kwargs = {"r_series": parse_quantity(series_resistance, "ohm", name="--series-resistance"),
+                  "i_level": parse_quantity(i_level, "A", name="i_level") if i_level else None}
+    except IonspikeError as exc:
+        _fail(exc)
+    _calibrate("pulses", path, out, base, seed, quick, kwargs)
 
 
 @app.command()

@@ -1,0 +1,338 @@
+r"""The two measurement setups of a bare diffusive memristor, simulated with the device model.
+
+* :class:`DCSweep`: a triangular staircase ``0 -> v_peak -> 0`` from a source-measure unit
+  with current compliance ``I_cc``. While ``|V|/R_d <= I_cc`` the device sees the applied
+  voltage; above it the source limits the current, so the device voltage is ``I_cc R_d``.
+  The current is read at the end of each hold and floored at the instrument floor.
+* :class:`PulseSetup`: a voltage waveform through a series resistor ``R_s``: the device sees
+  ``V R_d/(R_s + R_d)`` and the current is ``V/(R_s + R_d)``.
+
+Both use the same laws as the neuron (:mod:`ionspike.device.memristor`: growth with the
+drift-onset voltage, dissolution, residue, chemical-Langevin noise with ``N_eff``) and the
+same explicit-midpoint + Euler-Maruyama scheme as :mod:`ionspike.circuit`, with the device
+voltage solved algebraically from the setup at every (half) step. Every trial is one
+switching cycle of one device, so each trial draws its own cycle-to-cycle factor of ``mu``
+(``sigma_c2c_ln_mu``) and its own noise; device-to-device spread does not enter.
+
+Besides the sampled traces (the same layout as measured data, so the same feature
+extraction applies to both), the integrator records crossing times interpolated inside a
+step: the first time ``|I|`` rises through ``i_on``, the first time it falls through ``i_off``
+after last being above ``i_on``, and the first time ``x`` rises through ``X_LEVEL``. The
+release and the ``x`` crossing move gradually with the parameters, so fits differentiate
+through them (pathwise, with the noise held fixed); see ``X_LEVEL`` for why not ``t_on``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ionspike.calibrate.data import DCSweeps, PulseTrials
+from ionspike.device.memristor import ionic_rates, resistance
+from ionspike.errors import ParameterError
+from ionspike.params import Memristor, Noise
+
+jax.config.update("jax_enable_x64", True)
+
+COMPLIANCE, SERIES = 0, 1  # how the device voltage follows from the source
+# The switch itself takes less than a step (|I| jumps decades at once), so a crossing time of |I|
+# interpolated inside the step has almost no derivative: which step switches is what moves. The
+# ionic state x = F + R passes mid-gap slowly (near the saddle-node, or under the steady drive of
+# a pulse), so its crossing time, interpolated, has the true derivative -(dx/dtheta)/(dx/dt).
+X_LEVEL = 0.5
+
+
+class Crossings(NamedTuple):
+    """Per-trial crossing times (s, NaN if none) interpolated inside a step."""
+
+    t_on: jnp.ndarray    # first upward crossing of i_on
+    t_off: jnp.ndarray   # first downward crossing of i_off after the current was last above i_on
+    t_x: jnp.ndarray     # first upward crossing of x = F + R through X_LEVEL (for gradients, see below)
+
+
+@dataclass(frozen=True)
+class DCSweep:
+    """Triangular staircase sweep ``0 -> v_peak -> 0`` with current compliance.
+
+    ``v_peak`` V (sign = polarity), ``v_step`` V per point, ``hold`` s per point,
+    ``compliance`` A, ``i_floor`` A (instrument floor), ``dt`` s integration step.
+    The default timing (6 mV, 10 ms per point) is an assumption: the shared data does not
+    record it (see its README); pass your instrument's.
+    """
+
+    v_peak: float = -0.6
+    v_step: float = 6e-3
+    hold: float = 10e-3
+    compliance: float = 1e-6
+    i_floor: float = 1e-15
+    dt: float = 20e-6
+
+    def __post_init__(self):
+        _positive("v_step", self.v_step, "V")
+        _positive("hold", self.hold, "s")
+        _positive("compliance", self.compliance, "A")
+        _positive("dt", self.dt, "s")
+        if not (abs(self.v_peak) >= 2 * self.v_step):
+            raise ParameterError(f"v_peak = {self.v_peak} V: |v_peak| must be at least 2 * v_step = {2 * self.v_step} V")
+        if self.hold / self.dt < 4:
+            raise ParameterError(f"dt = {self.dt} s is out of range: at most hold/4 = {self.hold / 4} s")
+
+    def levels(self) -> np.ndarray:
+        """The applied voltage of each point, V: ``v_step, 2 v_step, ..., v_peak, ..., v_step, 0``."""
+        n = int(round(abs(self.v_peak) / self.v_step))
+        mags = np.concatenate([np.arange(1, n + 1), np.arange(n, -1, -1)]) * self.v_step
+        return np.sign(self.v_peak) * mags
+
+    def ramp_voltage(self, t):
+        """|V| (V) of the continuous triangle through the middles of the staircase's holds, at time ``t``
+        (s) from the start: the level a crossing at ``t`` is recorded at, made continuous so that
+        interpolated crossing times turn into voltages with a gradient."""
+        rate = self.v_step / self.hold
+        t_peak = round(abs(self.v_peak) / self.v_step) * self.hold
+        rising = rate * t + 0.5 * self.v_step
+        falling = rate * (2 * t_peak + self.hold - t) - 0.5 * self.v_step
+        return jnp.where(t <= t_peak, rising, falling)
+
+
+@dataclass(frozen=True)
+class PulseSetup:
+    """A read/pulse/read waveform through a series resistor.
+
+    ``amplitude`` V from ``t_start`` for ``width`` s, ``read`` V before and after,
+    ``duration`` s in total, ``r_series`` Ω, ``sample`` s between recorded samples, ``dt`` s.
+    """
+
+    amplitude: float = 1.0
+    width: float = 20e-3
+    t_start: float = 1e-3
+    read: float = 0.1
+    duration: float = 51e-3
+    r_series: float = 22e3
+    sample: float = 5e-6
+    dt: float = 5e-6
+
+    def __post_init__(self):
+        _positive("width", self.width, "s")
+        _positive("duration", self.duration, "s")
+        _positive("sample", self.sample, "s")
+        _positive("dt", self.dt, "s")
+        if self.r_series < 0 or not np.isfinite(self.r_series):
+            raise ParameterError(f"r_series = {self.r_series} ohm is out of range: allowed [0, inf)")
+        if self.t_start < 0 or self.t_start + self.width > self.duration:
+            raise ParameterError(f"t_start + width = {self.t_start + self.width} s is out of range: the pulse must end "
+                                 f"within duration = {self.duration} s")
+        ratio = self.sample / self.dt
+        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+            raise ParameterError(f"sample = {self.sample} s must be a whole multiple of dt = {self.dt} s")
+
+    @classmethod
+    def from_trials(cls, trials: PulseTrials, r_series: float, dt: float | None = None) -> "PulseSetup":
+        """The setup that produced measured ``trials``: edges, amplitude and read level from the data."""
+        from ionspike.calibrate.features import pulse_edges
+
+        start, end = pulse_edges(trials)
+        t0, t1 = float(np.nanmedian(start)), float(np.nanmedian(end))
+        t, v = trials.time[0], trials.voltage
+        inside = (trials.time > t0 + 0.1 * (t1 - t0)) & (trials.time < t1 - 0.1 * (t1 - t0))
+        after = trials.time > t1 + 0.05 * (t1 - t0)
+        sample = float(np.median(np.diff(t)))
+        return cls(amplitude=float(np.median(v[inside])), width=t1 - t0, t_start=t0,
+                   read=float(np.median(v[after])) if after.any() else 0.0,
+                   duration=float(t[-1] - t[0]) + sample, r_series=r_series, sample=sample,
+                   dt=sample if dt is None else dt)
+
+    def waveform(self, t):
+        """Applied voltage (V) at time ``t`` (s)."""
+        t = np.asarray(t)
+        on = (t >= self.t_start) & (t < self.t_start + self.width)
+        return np.where(on, self.amplitude, self.read)
+
+
+def _positive(name, value, unit):
+    if not (np.isfinite(value) and value > 0):
+        raise ParameterError(f"{name} = {value} {unit} is out of range: allowed (0, inf)")
+
+
+def device_voltage(v_app, r_d, mode: int, limit):
+    """Voltage across the device (V) for applied ``v_app`` (V), device resistance ``r_d`` (Ω):
+    ``mode`` COMPLIANCE with ``limit`` = I_cc (A), or SERIES with ``limit`` = R_s (Ω)."""
+    if mode == COMPLIANCE:
+        return jnp.clip(v_app, -limit * r_d, limit * r_d)
+    return v_app * r_d / (limit + r_d)
+
+
+def _step(F, R, v_app, mu_scale, m: Memristor, n_eff, dt, dW, mode, limit):
+    """One explicit-midpoint step of (F, R) at applied voltage ``v_app``; noise Euler-Maruyama."""
+
+    def rates(F, R):
+        v_m = device_voltage(v_app, resistance(F + R, m), mode, limit)
+        return ionic_rates(F, R, v_m, m, mu_scale)
+
+    df0, dr0, var_f, var_r = rates(F, R)
+    F_h = jnp.maximum(F + 0.5 * dt * df0, 0.0)
+    R_h = jnp.maximum(R + 0.5 * dt * dr0, 0.0)
+    df, dr, _, _ = rates(F_h, R_h)
+    F = F + dt * df
+    R = R + dt * dr
+    if dW is not None:
+        # the floor keeps sqrt's derivative finite where a rate vanishes (no drive, no Ag)
+        F = F + jnp.sqrt(jnp.maximum(var_f, 1e-30) * dt / n_eff) * dW[0]
+        R = R + jnp.sqrt(jnp.maximum(var_r, 1e-30) * dt / n_eff) * dW[1]
+    return jnp.maximum(F, 0.0), jnp.maximum(R, 0.0)
+
+
+def _current(F, R, v_app, m, mode, limit):
+    r_d = resistance(F + R, m)
+    return device_voltage(v_app, r_d, mode, limit) / r_d
+
+
+class _Carry(NamedTuple):
+    F: jnp.ndarray
+    R: jnp.ndarray
+    log_i: jnp.ndarray     # log10 |I| at the end of the last step
+    t_on: jnp.ndarray
+    t_off: jnp.ndarray
+    t_x: jnp.ndarray
+
+
+def _cross(log_prev, log_new, level, t, dt):
+    """Interpolated time (s) at which log10|I| passes ``level`` during the step ending at t + dt."""
+    frac = (level - log_prev) / jnp.where(log_new == log_prev, 1.0, log_new - log_prev)
+    return t + dt * jnp.clip(frac, 0.0, 1.0)
+
+
+@functools.partial(jax.jit, static_argnames=("steps_per_point", "mode", "deterministic"))
+def _integrate(m: Memristor, n_eff, mu_scale, v_points, t_points, dt, keys, limit, log_on, log_off,
+               *, steps_per_point: int, mode: int, deterministic: bool):
+    """Integrate a batch of trials over ``v_points`` (points, trials) applied-voltage levels, each held
+    ``steps_per_point`` steps of ``dt``. Returns (|I| at each point's end (points, trials), Crossings)."""
+    n = mu_scale.shape[0]
+    zeros = jnp.zeros(n)
+    carry = _Carry(zeros, zeros, jnp.full(n, -30.0), jnp.full(n, jnp.nan), jnp.full(n, jnp.nan), jnp.full(n, jnp.nan))
+
+    @jax.checkpoint
+    def point(carry: _Carry, xs):
+        v_app, t0, index = xs
+        if deterministic:
+            noise = None
+        else:  # per trial, per point: independent of the batch size and of the other trials
+            noise = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, index), (steps_per_point, 2)))(keys)
+            noise = jnp.transpose(noise, (1, 2, 0))          # (steps, 2, trials)
+
+        def one(c: _Carry, xs):
+            j, dW = xs
+            F, R = _step(c.F, c.R, v_app, mu_scale, m, n_eff, dt, dW, mode, limit)
+            if mode == COMPLIANCE:
+                # while the source limits the current, x regulates itself by a discrete-time feedback
+                # whose tangent dynamics grow without bound: no derivative flows through that phase
+                clamped = jnp.abs(v_app) > limit * resistance(c.F + c.R, m)
+                F = jnp.where(clamped, jax.lax.stop_gradient(F), F)
+                R = jnp.where(clamped, jax.lax.stop_gradient(R), R)
+            log_i = jnp.log10(jnp.abs(_current(F, R, v_app, m, mode, limit)) + 1e-30)
+            t = t0 + j * dt
+            up = (c.log_i < log_on) & (log_i >= log_on)
+            t_on = jnp.where(up & jnp.isnan(c.t_on), _cross(c.log_i, log_i, log_on, t, dt), c.t_on)
+            down = (c.log_i >= log_off) & (log_i < log_off)
+            on_now = log_i >= log_on
+            t_off = jnp.where(on_now, jnp.nan,
+                              jnp.where(down & jnp.isnan(c.t_off) & ~jnp.isnan(t_on),
+                                        _cross(c.log_i, log_i, log_off, t, dt), c.t_off))
+            x_prev, x_new = c.F + c.R, F + R
+            up_x = (x_prev < X_LEVEL) & (x_new >= X_LEVEL) & jnp.isnan(c.t_x)
+            frac = (X_LEVEL - x_prev) / jnp.where(x_new == x_prev, 1.0, x_new - x_prev)
+            t_x = jnp.where(up_x, t + dt * jnp.clip(frac, 0.0, 1.0), c.t_x)
+            return _Carry(F, R, log_i, t_on, t_off, t_x), None
+
+        js = jnp.arange(steps_per_point, dtype=jnp.float64)
+        carry, _ = jax.lax.scan(one, carry, (js, noise) if noise is not None else (js, None))
+        return carry, 10.0 ** carry.log_i
+
+    idx = jnp.arange(v_points.shape[0], dtype=jnp.uint32)
+    carry, current = jax.lax.scan(point, carry, (v_points, t_points, idx))
+    return current, Crossings(carry.t_on, carry.t_off, carry.t_x)
+
+
+def _trial_keys(seed: int, n: int):
+    base = jax.random.PRNGKey(seed)
+    k_c2c, k_noise = jax.random.split(base)
+    return k_c2c, jax.vmap(lambda i: jax.random.fold_in(k_noise, i))(jnp.arange(n, dtype=jnp.uint32))
+
+
+def _check_trials(n):
+    if not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ParameterError(f"n_trials = {n!r} is out of range: allowed integers >= 1")
+
+
+def dc_sweep_run(m: Memristor, n_eff, mu_scale, keys, setup: DCSweep, i_on: float, i_off: float, deterministic: bool):
+    """Traceable core of :func:`simulate_dc_sweeps`: ``(|I| (points, trials), Crossings)`` as JAX arrays."""
+    levels = setup.levels()
+    n = mu_scale.shape[0]
+    spp = int(round(setup.hold / setup.dt))
+    v_points = jnp.broadcast_to(jnp.asarray(levels)[:, None], (levels.size, n))
+    t_points = jnp.arange(levels.size) * setup.hold
+    return _integrate(m, n_eff, mu_scale, v_points, t_points, setup.hold / spp, keys, setup.compliance,
+                      np.log10(i_on), np.log10(i_off), steps_per_point=spp, mode=COMPLIANCE, deterministic=deterministic)
+
+
+def pulse_run(m: Memristor, n_eff, mu_scale, keys, setup: PulseSetup, i_level: float, deterministic: bool):
+    """Traceable core of :func:`simulate_pulses`: ``(|I| (samples, trials), Crossings)`` as JAX arrays."""
+    n = mu_scale.shape[0]
+    spp = int(round(setup.sample / setup.dt))
+    t_points = np.arange(int(round(setup.duration / setup.sample))) * setup.sample
+    levels = np.asarray(setup.waveform(t_points + 0.5 * setup.sample))  # the level during each sample
+    v_points = jnp.broadcast_to(jnp.asarray(levels)[:, None], (levels.size, n))
+    return _integrate(m, n_eff, mu_scale, v_points, jnp.asarray(t_points), setup.sample / spp, keys, setup.r_series,
+                      np.log10(i_level), np.log10(i_level) - 1.0, steps_per_point=spp, mode=SERIES,
+                      deterministic=deterministic)
+
+
+def trial_draws(noise: Noise, n_trials: int, seed: int, deterministic: bool = False):
+    """Per-trial cycle factors of ``mu`` (all 1 when ``deterministic``) and noise keys for ``seed``;
+    trial i's draws do not depend on ``n_trials``."""
+    _check_trials(n_trials)
+    k_c2c, keys = _trial_keys(seed, n_trials)
+    if deterministic:
+        return jnp.ones(n_trials), keys
+    return jax.vmap(lambda i: jnp.exp(noise.sigma_c2c_ln_mu * jax.random.normal(jax.random.fold_in(k_c2c, i))))(
+        jnp.arange(n_trials, dtype=jnp.uint32)), keys
+
+
+def no_langevin(noise: Noise, deterministic: bool | None = None) -> bool:
+    """True when the run has no chemical-Langevin noise: ``deterministic`` or ``N_eff = inf``
+    (cycle-to-cycle spread of ``mu`` still applies unless ``deterministic``)."""
+    return bool(deterministic) or not np.isfinite(noise.n_eff)
+
+
+def simulate_dc_sweeps(m: Memristor, noise: Noise, setup: DCSweep = DCSweep(), *, n_trials: int = 1, seed: int = 0,
+                       i_on: float = 1e-8, i_off: float = 1e-11, deterministic: bool | None = None):
+    """Simulate ``n_trials`` sweeps; returns ``(DCSweeps, Crossings)`` (crossing times in s from the start).
+
+    Deterministic (no Langevin noise, no cycle spread) when ``deterministic``; no Langevin noise
+    when ``N_eff = inf`` (the cycle-to-cycle spread of ``mu`` remains).
+    """
+    det = no_langevin(noise, deterministic)
+    scale, keys = trial_draws(noise, n_trials, seed, bool(deterministic))
+    current, cross = dc_sweep_run(m, noise.n_eff, scale, keys, setup, i_on, i_off, det)
+    current = np.maximum(np.asarray(current).T, setup.i_floor)
+    voltage = np.broadcast_to(setup.levels(), current.shape).copy()
+    return DCSweeps(voltage=voltage, current=current, time=None, source="simulated"), cross
+
+
+def simulate_pulses(m: Memristor, noise: Noise, setup: PulseSetup = PulseSetup(), *, n_trials: int = 1, seed: int = 0,
+                    i_level: float = 1e-6, deterministic: bool | None = None):
+    """Simulate ``n_trials`` pulse trials; returns ``(PulseTrials, Crossings)``: ``t_on`` is the first
+    time ``|I|`` rises through ``i_level`` (s from the start of the record)."""
+    det = no_langevin(noise, deterministic)
+    scale, keys = trial_draws(noise, n_trials, seed, bool(deterministic))
+    current, cross = pulse_run(m, noise.n_eff, scale, keys, setup, i_level, det)
+    current = np.asarray(current).T
+    n_points = current.shape[1]
+    t_points = np.arange(n_points) * setup.sample
+    time = np.broadcast_to(t_points + setup.sample, current.shape).copy()
+    voltage = np.broadcast_to(np.asarray(setup.waveform(t_points + 0.5 * setup.sample)), current.shape).copy()
+    return PulseTrials(time=time, voltage=voltage, current=current, source="simulated"), cross
