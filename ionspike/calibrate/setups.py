@@ -73,10 +73,7 @@ class DCSweep:
     dt: float = 20e-6
 
     def __post_init__(self):
-        _positive("v_step", self.v_step, "V")
-        _positive("hold", self.hold, "s")
-        _positive("compliance", self.compliance, "A")
-        _positive("dt", self.dt, "s")
+        _positive(self, v_step="V", hold="s", compliance="A", dt="s")
         if not (abs(self.v_peak) >= 2 * self.v_step):
             raise ParameterError(f"v_peak = {self.v_peak} V: |v_peak| must be at least 2 * v_step = {2 * self.v_step} V")
         if self.hold / self.dt < 4:
@@ -117,10 +114,7 @@ class PulseSetup:
     dt: float = 5e-6
 
     def __post_init__(self):
-        _positive("width", self.width, "s")
-        _positive("duration", self.duration, "s")
-        _positive("sample", self.sample, "s")
-        _positive("dt", self.dt, "s")
+        _positive(self, width="s", duration="s", sample="s", dt="s")
         if self.r_series < 0 or not np.isfinite(self.r_series):
             raise ParameterError(f"r_series = {self.r_series} ohm is out of range: allowed [0, inf)")
         if self.t_start < 0 or self.t_start + self.width > self.duration:
@@ -153,9 +147,12 @@ class PulseSetup:
         return np.where(on, self.amplitude, self.read)
 
 
-def _positive(name, value, unit):
-    if not (np.isfinite(value) and value > 0):
-        raise ParameterError(f"{name} = {value} {unit} is out of range: allowed (0, inf)")
+def _positive(record, **units):
+    """Refuse any named field of ``record`` that is not a finite positive number (``units``: name -> unit)."""
+    for name, unit in units.items():
+        value = getattr(record, name)
+        if not (np.isfinite(value) and value > 0):
+            raise ParameterError(f"{name} = {value} {unit} is out of range: allowed (0, inf)")
 
 
 def device_voltage(v_app, r_d, mode: int, limit):
