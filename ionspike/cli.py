@@ -248,6 +248,9 @@ def _calibrate(kind: str, path: Path, out: Path, base: str, seed: int, quick: bo
         n_noise = len(options.n_eff_grid) * len(options.sigma_c2c_grid or (calibrate.fit.SIGMA_C2C_GRID if kind ==
                                                                              "dc-sweeps" else calibrate.fit.SIGMA_C2C_GRID_PULSES))
         total = options.rounds * n_noise + options.steps * (options.restarts + options.rounds - 1)
+        if kind == "dc-sweeps":
+            fits = calibrate.fit.fits_needed(data, fit_kwargs["polarity"], fit_kwargs["per_polarity"])
+            total = total * fits + (9 if fits == 2 else 0)   # + the shared-noise candidates
         with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=err) as bar:
@@ -270,6 +273,8 @@ def calibrate_dc_sweeps(
     path: Path = typer.Argument(..., help="Sweeps: .npz (voltage_V, current_A) or .csv (sweep,voltage_V,current_A)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (preset.toml, fit.json, figures)."),
     symmetric: bool = typer.Option(True, "--symmetric/--asymmetric", help="Device switches on |V| or only V > 0."),
+    per_polarity: bool = typer.Option(True, "--per-polarity/--pooled",
+                                      help="Symmetric device: fit each polarity's onset and rate apart (or pool them)."),
     hold: str = typer.Option("10 ms", help="Time per sweep point (not in the data: an assumption to state)."),
     compliance: Optional[str] = typer.Option(None, help="Current compliance, e.g. 1uA (default: detected)."),
     i_on: str = typer.Option("10 nA", help="Threshold current level of the rising branch."),
@@ -278,11 +283,11 @@ def calibrate_dc_sweeps(
     seed: int = typer.Option(0, help="Seed of every random draw."),
     quick: bool = typer.Option(False, "--quick", help="One round, one start, 10 Adam steps (a smoke run)."),
 ):
-    """Fit v_h, mu, r_on/r_off and the noise to quasi-static I-V sweeps with compliance."""
+    """Fit v_h, mu (per polarity), r_on/r_off and the noise to quasi-static I-V sweeps with compliance."""
     from ionspike.units import parse_quantity
 
     try:
-        kwargs = {"polarity": "symmetric" if symmetric else "asymmetric",
+        kwargs = {"polarity": "symmetric" if symmetric else "asymmetric", "per_polarity": per_polarity,
                   "hold": parse_quantity(hold, "s", name="hold"),
                   "compliance": parse_quantity(compliance, "A", name="compliance") if compliance else None,
                   "i_on": parse_quantity(i_on, "A", name="i_on"), "i_off": parse_quantity(i_off, "A", name="i_off")}

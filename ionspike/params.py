@@ -126,8 +126,9 @@ class Memristor(_Record):
     transfer ``beta F`` to the residue, residue decay ``gamma2 R``; resistance
     ``R_d = r_on x̄ + r_off (exp((1 - x̄)/lam) - 1)/(exp(1/lam) - 1)``, ``x̄ = clip(F + R, 0, 1)``.
     ``polarity``: ``"asymmetric"`` (only positive ``V_m`` drives growth) or ``"symmetric"`` (``|V_m|``).
-    A symmetric device's drift onset for negative ``V_m`` is ``v_h + v_h_reverse_shift`` (real
-    "symmetric" devices have two different interfaces; measured sweeps show it).
+    A symmetric device's drift onset for negative ``V_m`` is ``v_h + v_h_reverse_shift`` and its
+    growth rate ``mu * mu_reverse_factor`` (real "symmetric" devices have two different
+    interfaces; measured sweeps show it).
     """
 
     mu: float = _f("1/(s*V)", 0.0, doc="filament growth rate per volt")
@@ -141,6 +142,8 @@ class Memristor(_Record):
     r_off: float = _f("ohm", 0.0, lo_open=True, doc="OFF resistance")
     v_h_reverse_shift: float = _f("V", -100.0, 100.0, default=0.0,
                                   doc="drift onset for negative V_m minus v_h (symmetric devices)")
+    mu_reverse_factor: float = _f("", 0.0, lo_open=True, default=1.0,
+                                  doc="growth rate for negative V_m over mu (symmetric devices)")
     polarity: str = "asymmetric"
 
     def _check_relations(self):
@@ -151,6 +154,11 @@ class Memristor(_Record):
             if self.polarity == "asymmetric" and np.any(np.asarray(shift) != 0):
                 raise ParameterError(f"memristor.v_h_reverse_shift = {float(np.max(np.abs(shift))):g} V: only a "
                                      "symmetric device has a reverse drift onset; allowed 0 for polarity 'asymmetric'")
+            factor = self.mu_reverse_factor
+            if (self.polarity == "asymmetric" and not isinstance(factor, jax.core.Tracer)
+                    and np.any(np.asarray(factor) != 1)):
+                raise ParameterError(f"memristor.mu_reverse_factor = {float(np.max(factor)):g}: only a symmetric "
+                                     "device has a reverse growth rate; allowed 1 for polarity 'asymmetric'")
             if np.any(np.asarray(v_h) + np.asarray(shift) < 0):
                 raise ParameterError(f"memristor.v_h_reverse_shift = {float(np.min(shift)):g} V makes the reverse "
                                      f"drift onset negative: allowed [-v_h, 100] V = [{-float(np.max(v_h)):g}, 100] V")

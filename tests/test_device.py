@@ -38,6 +38,9 @@ def test_growth_needs_the_drift_onset_and_respects_polarity():
     assert float(growth_rate(-0.8, 0.0, skew)) == pytest.approx(550 * 0.2 / 1.01)
     assert float(growth_rate(0.8, 0.0, skew)) == pytest.approx(550 * 0.3 / 1.01)
     assert float(growth_rate(-0.55, 0.0, skew)) == 0.0
+    fast = type(m)(**{**skew.to_dict(), "mu_reverse_factor": 2.0})
+    assert float(growth_rate(-0.8, 0.0, fast)) == pytest.approx(2 * 550 * 0.2 / 1.01)
+    assert float(growth_rate(0.8, 0.0, fast)) == pytest.approx(550 * 0.3 / 1.01)
     with pytest.raises(ParameterError, match="v_h_reverse_shift"):
         type(m)(**{**m.to_dict(), "v_h_reverse_shift": 0.1})          # asymmetric: no reverse onset
     with pytest.raises(ParameterError, match="v_h_reverse_shift"):

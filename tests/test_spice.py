@@ -104,3 +104,20 @@ def test_cli_export_and_ngspice_engine(tmp_path):
     assert proc.returncode == 0, proc.stderr
     m = json.loads((out / "metrics.json").read_text())
     assert m["first_spike_s"][0] == pytest.approx(0.0909, rel=0.01)
+
+
+@needs_ngspice
+def test_symmetric_device_with_reverse_onset_and_rate_agrees_with_ngspice():
+    # a calibrated symmetric device carries its own reverse drift onset and rate into the deck
+    import dataclasses
+
+    p = isp.presets.params("paper").deterministic()
+    p = dataclasses.replace(p, memristor=dataclasses.replace(p.memristor, polarity="symmetric",
+                                                             v_h_reverse_shift=0.1, mu_reverse_factor=2.0))
+    on = {}
+    for amp in (-0.9, 0.9):
+        _, ours, theirs = spice.validate(p, isp.DC(amp), duration="10 ms")
+        a, b = ours.dm_on_time.values[0][0], theirs.dm_on_time.values[0][0]
+        assert a == pytest.approx(b, rel=0.01)                      # measured ~2e-4
+        on[amp] = b
+    assert on[-0.9] < 0.6 * on[0.9]          # reverse: 0.1 V less drive but twice the rate -> switches sooner

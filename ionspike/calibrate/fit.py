@@ -256,7 +256,7 @@ def dc_setup_from_data(sweeps: DCSweeps, *, hold: float, compliance: float | Non
     return setups.DCSweep(v_peak=v_peak, v_step=v_step, hold=hold, compliance=compliance, dt=dt)
 
 
-def fit_dc_sweeps(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", polarity: str = "symmetric",
+def _fit_dc_single(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", polarity: str = "symmetric",
                   hold: float = 10e-3, compliance: float | None = None, i_on: float = 1e-8, i_off: float = 1e-11,
                   dt: float = 50e-6, options: FitOptions = FitOptions(), progress: Callable | None = None) -> Fit:
     r"""Fit the memristor to quasi-static I-V sweeps.
@@ -399,6 +399,127 @@ def fit_dc_sweeps(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", polar
     setup_info = dict(dataclasses.asdict(setup), i_on=i_on, i_off=i_off, n_measured=n_meas, n_simulated=n_sim,
                       polarity=polarity, by_polarity=by_polarity)
     return Fit("dc-sweeps", params, fitted, measured, simulated, ks, loss, history, setup_info,
+               measured_data=sweeps, simulated_data=sim, notes=notes)
+
+
+MIN_PER_POLARITY = 20  # sweeps of each polarity needed to fit a symmetric device's polarities apart
+
+
+def _subset(sweeps: DCSweeps, keep: np.ndarray) -> DCSweeps:
+    return DCSweeps(voltage=sweeps.voltage[keep], current=sweeps.current[keep],
+                    time=None if sweeps.time is None else sweeps.time[keep], source=sweeps.source)
+
+
+def fits_needed(sweeps: DCSweeps, polarity: str = "symmetric", per_polarity: bool = True) -> int:
+    """How many single-polarity fits :func:`fit_dc_sweeps` runs on ``sweeps`` (1 or 2)."""
+    signs = sweep_signs(sweeps)
+    both = min(np.sum(signs > 0), np.sum(signs < 0)) >= MIN_PER_POLARITY
+    return 2 if polarity == "symmetric" and per_polarity and both else 1
+
+
+def fit_dc_sweeps(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", polarity: str = "symmetric",
+                  per_polarity: bool = True, hold: float = 10e-3, compliance: float | None = None,
+                  i_on: float = 1e-8, i_off: float = 1e-11, dt: float = 50e-6, options: FitOptions = FitOptions(),
+                  progress: Callable | None = None) -> Fit:
+    """Fit the memristor to quasi-static I-V sweeps (see :func:`_fit_dc_single` for one polarity).
+
+    A symmetric device swept in both polarities (at least ``MIN_PER_POLARITY`` sweeps each) is,
+    with ``per_polarity``, fitted on each polarity's sweeps apart: the positive fit gives ``v_h``
+    and ``mu``, the negative one ``v_h_reverse_shift`` and ``mu_reverse_factor``; the noise is the
+    candidate (each polarity's own, and their middles) that scores the lowest pooled KS sum on the
+    combined device, after each
+    polarity's onset and rate are re-centred on its own medians under that noise. Real
+    "symmetric" devices have two different interfaces, and their sweeps show it.
+    """
+    if polarity not in ("symmetric", "asymmetric"):
+        raise ParameterError(f"polarity = {polarity!r}: allowed 'symmetric' or 'asymmetric'")
+    kwargs = dict(base=base, polarity=polarity, hold=hold, compliance=compliance, i_on=i_on, i_off=i_off, dt=dt,
+                  options=options, progress=progress)
+    signs = sweep_signs(sweeps)
+    if fits_needed(sweeps, polarity, per_polarity) == 1:
+        return _fit_dc_single(sweeps, **kwargs)
+    feat.require_switching(sweeps, i_on)
+    fwd = _fit_dc_single(_subset(sweeps, signs > 0), **kwargs)
+    rev = _fit_dc_single(_subset(sweeps, signs < 0), **kwargs)
+    mf, mr = fwd.params.memristor, rev.params.memristor
+    m = dataclasses.replace(mf, v_h_reverse_shift=mr.v_h - mf.v_h, mu_reverse_factor=mr.mu / mf.mu)
+    setup = setups.DCSweep(**{k: fwd.setup[k] for k in ("v_peak", "v_step", "hold", "compliance", "i_floor", "dt")})
+    v_th, v_hold = feat.threshold_hold_voltages(sweeps, i_on, i_off)
+    measured = {"vth_V": v_th, "vhold_V": v_hold}
+    n_sim = _n_sim(options, sweeps.n_sweeps, 50)
+    n_of = {g: max(int(round(n_sim * np.mean(signs == g))), 2) for g in (1.0, -1.0)}
+
+    targets = {g: (float(np.nanmedian(v_th[signs == g])), float(np.nanmedian(v_hold[signs == g])))
+               for g in (1.0, -1.0)}
+
+    def simulate(m, noise, seed):
+        out = {}
+        for g in (1.0, -1.0):
+            sim, _ = setups.simulate_dc_sweeps(m, noise, dataclasses.replace(setup, v_peak=g * abs(setup.v_peak)),
+                                               n_trials=n_of[g], seed=seed + (g < 0), i_on=i_on, i_off=i_off)
+            out[g] = (sim, *feat.threshold_hold_voltages(sim, i_on, i_off))
+        return out
+
+    def pooled(f):
+        return {"vth_V": np.concatenate([f[g][1] for g in f]), "vhold_V": np.concatenate([f[g][2] for g in f])}
+
+    def recentre(m, noise):
+        """Each polarity's onset and rate re-centred on its own medians under the shared noise (the
+        polarities were fitted with their own noise), as in the single fit's re-centring."""
+        for _ in range(POLISH_STEPS):
+            f = simulate(m, noise, options.seed + 2)
+            onset = {1.0: m.v_h, -1.0: m.v_h + m.v_h_reverse_shift}
+            mu = {1.0: m.mu, -1.0: m.mu * m.mu_reverse_factor}
+            for g in (1.0, -1.0):
+                th_s, ho_s = np.nanmedian(f[g][1]), np.nanmedian(f[g][2])
+                if not (np.isfinite(th_s) and np.isfinite(ho_s)):
+                    continue
+                new = float(np.clip(onset[g] + targets[g][1] - ho_s, 0.0, 0.95 * targets[g][0]))
+                mu[g] *= float(np.clip((th_s - onset[g]) / max(targets[g][0] - new, 1e-3), 0.25, 4.0))
+                onset[g] = new
+            m = dataclasses.replace(m, v_h=onset[1.0], mu=mu[1.0], v_h_reverse_shift=onset[-1.0] - onset[1.0],
+                                    mu_reverse_factor=mu[-1.0] / mu[1.0])
+        return m, _ks_sum(measured, pooled(simulate(m, noise, options.seed + 2)))[0]
+
+    # the shared noise: each polarity's own, and their geometric/arithmetic middles
+    nf, nr = fwd.params.noise, rev.params.noise
+    n_effs = sorted({nf.n_eff, nr.n_eff, math.sqrt(nf.n_eff * nr.n_eff) if np.isfinite(nf.n_eff * nr.n_eff)
+                     else max(nf.n_eff, nr.n_eff)})
+    sigmas = sorted({nf.sigma_c2c_ln_mu, nr.sigma_c2c_ln_mu, 0.5 * (nf.sigma_c2c_ln_mu + nr.sigma_c2c_ln_mu)})
+    scored = []
+    for n_eff in n_effs:
+        for sigma in sigmas:
+            noise = Noise(n_eff=float(n_eff), sigma_c2c_ln_mu=float(sigma))
+            m_fit, score = recentre(m, noise)
+            scored.append((score, noise, m_fit))
+            if progress:
+                progress()
+    _, noise, m = min(scored, key=lambda t: t[0])
+    f = simulate(m, noise, options.seed + 3)   # fresh draws for the reported comparison
+    simulated = pooled(f)
+    _, ks = _ks_sum(measured, simulated)
+    by_polarity = {}
+    for name, g, sub in (("positive", 1.0, fwd), ("negative", -1.0, rev)):
+        by_polarity[name] = dict(sub.setup["by_polarity"][name], simulated_median_vth_V=float(np.nanmedian(f[g][1])),
+                                 simulated_median_vhold_V=float(np.nanmedian(f[g][2])),
+                                 ks_vth=ks_with_missing("vth_V", v_th[signs == g], f[g][1]),
+                                 ks_vhold=ks_with_missing("vhold_V", v_hold[signs == g], f[g][2]),
+                                 fitted=sub.fitted)
+    sim = DCSweeps(voltage=np.concatenate([f[g][0].voltage for g in f]),
+                   current=np.concatenate([f[g][0].current for g in f]), source="simulated")
+    params = dataclasses.replace(fwd.params, memristor=m, noise=noise)
+    fitted = {"v_h": m.v_h, "mu": m.mu, "v_h_reverse_shift": m.v_h_reverse_shift,
+              "mu_reverse_factor": m.mu_reverse_factor, "r_on": m.r_on, "r_off": m.r_off,
+              "n_eff": noise.n_eff, "sigma_c2c_ln_mu": noise.sigma_c2c_ln_mu}
+    history = [{"stage": "positive sweeps", "history": fwd.history}, {"stage": "negative sweeps", "history": rev.history},
+               {"stage": "noise of the combined device", "candidates": [
+                   {"score": sc, "n_eff": nz.n_eff, "sigma_c2c_ln_mu": nz.sigma_c2c_ln_mu, "v_h": mm.v_h, "mu": mm.mu}
+                   for sc, nz, mm in scored]}]
+    setup_info = dict(fwd.setup, n_measured=sweeps.n_sweeps, n_simulated=sim.n_sweeps, per_polarity=True,
+                      by_polarity=by_polarity)
+    notes = fwd.notes + rev.notes + [
+        "fitted per polarity: r_on/r_off are the positive sweeps'; noise chosen on the combined device"]
+    return Fit("dc-sweeps", params, fitted, measured, simulated, ks, min(fwd.loss, rev.loss), history, setup_info,
                measured_data=sweeps, simulated_data=sim, notes=notes)
 
 

@@ -20,13 +20,15 @@ def growth_rate(v_m, x, p: Memristor, mu_scale=1.0):
         mu_scale: multiplicative spread of ``mu`` (device-to-device x cycle-to-cycle).
 
     An asymmetric device grows only for positive ``v_m``; a symmetric one uses ``|v_m|``, with
-    the onset ``v_h + v_h_reverse_shift`` for negative ``v_m``.
+    the onset ``v_h + v_h_reverse_shift`` and the rate ``mu * mu_reverse_factor`` for negative ``v_m``.
     """
     if p.polarity == "symmetric":
-        excess = jnp.abs(v_m) - p.v_h - jnp.where(v_m < 0, p.v_h_reverse_shift, 0.0)
+        reverse = v_m < 0
+        excess = jnp.abs(v_m) - p.v_h - jnp.where(reverse, p.v_h_reverse_shift, 0.0)
+        mu = p.mu * jnp.where(reverse, p.mu_reverse_factor, 1.0)
     else:
-        excess = v_m - p.v_h
-    return p.mu * mu_scale * jnp.maximum(excess, 0.0) / (p.alpha + jnp.abs(1.0 - x))
+        excess, mu = v_m - p.v_h, p.mu
+    return mu * mu_scale * jnp.maximum(excess, 0.0) / (p.alpha + jnp.abs(1.0 - x))
 
 
 def ionic_rates(F, R, v_m, p: Memristor, mu_scale=1.0):

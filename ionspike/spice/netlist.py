@@ -111,13 +111,14 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
     if model not in ("mosfet", "behavioural"):
         raise SpiceError(f"model = {model!r}: allowed 'mosfet' or 'behavioural'")
     vals = {k: _scalar(getattr(m, k), f"memristor.{k}") for k in ("v_h", "alpha", "beta", "gamma1", "gamma2", "lam",
-                                                                  "r_on", "r_off", "v_h_reverse_shift")}
+                                                                  "r_on", "r_off", "v_h_reverse_shift",
+                                                                  "mu_reverse_factor")}
     mu_base = np.broadcast_to(np.asarray(m.mu, float), (n,))
     scale = np.ones(n) if mu_scale is None else np.broadcast_to(np.asarray(mu_scale, float), (n,))
     mus = mu_base * scale
     circ = {k: _scalar(getattr(c, k), f"circuit.{k}") for k in ("c_g", "r_c", "r_l", "v_dd", "c_l")}
-    if m.polarity == "symmetric":  # onset v_h forward, v_h + v_h_reverse_shift reverse
-        excess = "max(v(in)-v(g)-vh,0)+max(v(g)-v(in)-vh-vhr,0)"
+    if m.polarity == "symmetric":  # forward: onset v_h, rate mu; reverse: v_h + vhr, mu * mur
+        excess = "max(v(in)-v(g)-vh,0)+mur*max(v(g)-v(in)-vh-vhr,0)"
     else:
         excess = "max(v(in)-v(g)-vh,0)"
     lines = [
@@ -129,6 +130,7 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
         f".param vh={_g(vals['v_h'])} alpha={_g(vals['alpha'])} beta={_g(vals['beta'])}",
         f"+ gamma1={_g(vals['gamma1'])} gamma2={_g(vals['gamma2'])} lam={_g(vals['lam'])}",
         f"+ ron={_g(vals['r_on'])} roff={_g(vals['r_off'])} vhr={_g(vals['v_h_reverse_shift'])}",
+        f"+ mur={_g(vals['mu_reverse_factor'])}",
         f"+ cg={_g(circ['c_g'])} rc={_g(circ['r_c'])} rl={_g(circ['r_l'])} vdd={_g(circ['v_dd'])} cl={_g(circ['c_l'])}",
         "* clipped ionic state x = clip(F + R, 0, 1) of the resistance law",
         ".func xb(a,b) {min(max(a+b,0),1)}",
