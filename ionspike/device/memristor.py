@@ -31,18 +31,22 @@ def growth_rate(v_m, x, p: Memristor, mu_scale=1.0):
     return mu * mu_scale * jnp.maximum(excess, 0.0) / (p.alpha + jnp.abs(1.0 - x))
 
 
-def ionic_rates(F, R, v_m, p: Memristor, mu_scale=1.0):
+def ionic_rates(F, R, v_m, p: Memristor, mu_scale=1.0, x_gap=None):
     r"""Drift and diffusion of the chemical-Langevin equations of F and R.
 
     .. math::
         dF = (a - b)\,dt + \sqrt{(a+b)/N}\,dW_1,\quad b = (\gamma_1+\beta)F \\
         dR = (\beta F - \gamma_2 R)\,dt + \sqrt{(\beta F + \gamma_2 R)/N}\,dW_2
 
+    ``x_gap``: the ionic state seen by the gap factor ``1/(alpha + |1 - x|)`` (default ``F + R``);
+    a network passes ``stop_gradient(F + R)`` to keep the forward pass exact while treating the
+    filament's positive feedback as a constant in the backward pass.
+
     Returns:
         ``(drift_F, drift_R, var_F, var_R)`` in 1/s; the variances are per unit ``N_eff``
         (divide by ``N_eff`` and multiply by ``dt`` for the increment variance).
     """
-    a = growth_rate(v_m, F + R, p, mu_scale)
+    a = growth_rate(v_m, F + R if x_gap is None else x_gap, p, mu_scale)
     b = (p.gamma1 + p.beta) * F
     transfer = p.beta * F
     decay = p.gamma2 * R

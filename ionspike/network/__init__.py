@@ -1,4 +1,5 @@
-"""Recurrent spiking networks of 1M1T1R neurons (issue 6, in progress): so far the offline tasks."""
+"""Recurrent spiking networks of 1M1T1R neurons (issue 6, in progress): the offline tasks and a
+first bin-stepped neuron layer (:mod:`ionspike.network.neuron`, see its status note)."""
 
 from ionspike.network.tasks import TASKS, Task, digits, load, mnist1d, working_memory
 
