@@ -12,13 +12,19 @@ from ionspike.network import neuron as N
 P = isp.presets.params("paper").deterministic()
 
 
-def test_first_spike_falls_in_the_bin_where_the_circuit_fires():
-    ds = isp.simulate(P, isp.PulseTrain(0.8, 1e-3, 2e-3), duration="100 ms", dt=2e-6, signals=())
-    t_first = float(ds.spike_time.values[0, 0])                      # 90.89 ms
-    spikes, _ = N.run(jnp.full((50, 1), 0.8), P, N.Bin(substeps_on=32, substeps_off=16))
-    assert int(np.flatnonzero(np.asarray(spikes[:, 0]))[0]) == int(t_first // 2e-3)
-    weaker, _ = N.run(jnp.full((50, 1), 0.7), P, N.Bin(substeps_on=32, substeps_off=16))
-    assert not np.any(np.asarray(weaker))                           # 0.7 V: the circuit does not fire in 100 ms
+def test_spikes_fall_in_the_bins_where_the_circuit_fires():
+    ds = isp.simulate(P, isp.PulseTrain(0.8, 1e-3, 2e-3), duration="300 ms", dt=2e-6, signals=())
+    t = ds.spike_time.values[0]
+    t = t[np.isfinite(t)]                                               # 32 spikes, first at 90.89 ms
+    for dtype in (jnp.float64, jnp.float32):
+        p = jax.tree.map(lambda x: jnp.asarray(x, dtype), P)
+        spikes, _ = N.run(jnp.full((150, 1), 0.8, dtype), p, N.Bin())
+        bins = np.flatnonzero(np.asarray(spikes[:, 0]))
+        np.testing.assert_array_equal(bins[:6], (t[:6] // 2e-3).astype(int))   # same bin, first six spikes
+        assert abs(bins.size - t.size) <= 0.1 * t.size                    # count within 10 % (30-31 vs 32)
+    weaker, _ = N.run(jnp.full((50, 1), 0.7), P, N.Bin())
+    circuit = isp.simulate(P, isp.PulseTrain(0.7, 1e-3, 2e-3), duration="100 ms", dt=2e-6, signals=())
+    assert np.isnan(circuit.spike_time.values[0, 0]) and not np.any(np.asarray(weaker))   # 0.7 V: neither fires
 
 
 def test_surrogate_gradient_is_finite_and_nonzero_through_120_bins():

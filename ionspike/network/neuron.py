@@ -14,12 +14,13 @@ feedback ``1/(alpha + |1 - x|)`` is held constant (``x_gap = stop_gradient(F + R
 issue's finding is that differentiating through it explodes, while the forward pass stays exact.
 Deterministic (no Langevin noise yet); float32 or float64 follow the inputs.
 
-Status, measured against :func:`ionspike.simulate` (paper preset, 0.8 V, 1 ms / 2 ms): the
-first spike falls in the same bin (45, i.e. 90-92 ms; circuit 90.89 ms) and later spikes in the
-bins of the circuit's 104.5, 114.9, 124.7 and 132.9 ms. Not yet right: right after a spike the
-coarse pulse phase leaves the filament bridged (x >= 1) at the pulse end, where the circuit's
-has already fallen to ~0.97 (GOhm); the gate then discharges through the DM instead of R_c and
-a second spike follows in the next bin (38-49 spikes in 300 ms against the circuit's 32).
+Status, measured against :func:`ionspike.simulate` (paper preset, 0.8 V, 1 ms / 2 ms, 300 ms):
+with 16/8 sub-steps the first six spikes fall in the circuit's bins (90, 104, 114, 124, 132,
+140 ms against 90.89 ... 140.86 ms), 30-31 spikes against 32, float32 identical to float64.
+The one coarse-step approximation: growth within a sub-step stops at the bridge (x = 1), as
+the circuit's gate then charges through R_on within ~10 us and removes the drive; without it,
+x overshot to ~1.1, the gate discharged through the DM after the pulse and a spurious second
+spike followed in the next bin (38-49 spikes).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class Bin:
 
     width: float = 1e-3
     period: float = 2e-3
-    substeps_on: int = 8
-    substeps_off: int = 4
+    substeps_on: int = 16
+    substeps_off: int = 8
     surrogate_width: float = 0.05
 
     def __post_init__(self):
@@ -95,6 +96,9 @@ def _phase(state: LayerState, v_in, p: NeuronParams, h, n: int):
         df, dr, _, _ = ionic_rates(F_h, R_h, v_in - V_h, m, x_gap=jax.lax.stop_gradient(F_h + R_h))
         V_new, _ = _gate_step(V, v_in, resistance(F_h + R_h, m), p, h)
         F_new, R_new = jnp.maximum(F + h * df, 0.0), jnp.maximum(R + h * dr, 0.0)
+        # a coarse step must not carry growth past the bridge: once x = 1 the gate charges through
+        # R_on in R_on C_g (~10 us), the drive V_in - V_g falls below v_h and growth stops
+        F_new = jnp.minimum(F_new, jnp.maximum(F, 1.0 - R_new))
         return (F_new, R_new, V_new, jnp.maximum(vmax, V_new)), None
 
     (F, R, V, vmax), _ = jax.lax.scan(one, (state.F, state.R, state.V_g, state.V_g), None, length=n)
