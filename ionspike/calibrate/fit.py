@@ -54,8 +54,10 @@ class FitOptions:
     """How hard to fit. ``n_grad``: trials in the gradient batch; ``steps``: Adam steps per start;
     ``restarts``: starts in the first round (later rounds start from the best); ``rounds``:
     alternations of the two stages; ``lr``: Adam learning rate (unconstrained coordinates);
-    ``n_sim``: trials per grid point and in the final comparison (None: as many as measured,
-    at least 50); ``seed``: every random draw."""
+    ``n_sim``: trials per grid point (None: as many as measured, at least 50); ``n_report``:
+    trials in the final, reported comparison, drawn afresh (None: as many as measured, at least
+    400, so that the KS distances measure the model more than its sampling); ``seed``: every
+    random draw."""
 
     n_grad: int | None = None   # None: 16 sweeps (DC), 128 pulse trials
     steps: int = 25
@@ -63,6 +65,7 @@ class FitOptions:
     rounds: int = 2
     lr: float = 0.25
     n_sim: int | None = None
+    n_report: int | None = None   # trials in the reported comparison (None: max(measured, 400))
     seed: int = 0
     n_eff_grid: tuple = N_EFF_GRID
     sigma_c2c_grid: tuple | None = None   # None: the default grid of the fit
@@ -76,8 +79,10 @@ class FitOptions:
                 raise ParameterError(f"{name} = {v!r} is out of range: allowed integers >= 1")
         if not (self.lr > 0):
             raise ParameterError(f"lr = {self.lr} is out of range: allowed (0, inf)")
-        if self.n_sim is not None and not (isinstance(self.n_sim, int) and self.n_sim >= 2):
-            raise ParameterError(f"n_sim = {self.n_sim!r} is out of range: allowed integers >= 2")
+        for name in ("n_sim", "n_report"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, int) and v >= 2):
+                raise ParameterError(f"{name} = {v!r} is out of range: allowed integers >= 2")
 
 
 @dataclass
@@ -354,8 +359,8 @@ def _fit_dc_single(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", pola
             return ((th - med_th) / scale_v) ** 2 + ((ho - med_hold) / scale_v) ** 2
         return loss
 
-    def features_of(m, noise, seed):
-        sim, _ = setups.simulate_dc_sweeps(m, noise, setup, n_trials=n_sim, seed=seed, i_on=i_on, i_off=i_off)
+    def features_of(m, noise, seed, n=None):
+        sim, _ = setups.simulate_dc_sweeps(m, noise, setup, n_trials=n or n_sim, seed=seed, i_on=i_on, i_off=i_off)
         th, ho = feat.threshold_hold_voltages(sim, i_on, i_off)
         return {"vth_V": th, "vhold_V": ho}, sim
 
@@ -391,12 +396,13 @@ def _fit_dc_single(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", pola
     for _ in range(POLISH_STEPS - 1):  # a few more re-centring steps: the medians are the fit's objective
         m = recentre(m, features_of(m, noise, options.seed + 2)[0])
     history.append({"stage": "polish", "v_h": m.v_h, "mu": m.mu})
-    simulated, sim = features_of(m, noise, options.seed + 3)  # fresh draws for the reported comparison
+    n_report = options.n_report or max(n_meas, 400)
+    simulated, sim = features_of(m, noise, options.seed + 3, n_report)  # fresh draws for the reported comparison
     _, ks = _ks_sum(measured, simulated)
     params = dataclasses.replace(p0, memristor=m, noise=noise)
     fitted = {"v_h": m.v_h, "mu": m.mu, "r_on": m.r_on, "r_off": m.r_off, "n_eff": noise.n_eff,
               "sigma_c2c_ln_mu": noise.sigma_c2c_ln_mu}
-    setup_info = dict(dataclasses.asdict(setup), i_on=i_on, i_off=i_off, n_measured=n_meas, n_simulated=n_sim,
+    setup_info = dict(dataclasses.asdict(setup), i_on=i_on, i_off=i_off, n_measured=n_meas, n_simulated=n_report,
                       polarity=polarity, by_polarity=by_polarity)
     return Fit("dc-sweeps", params, fitted, measured, simulated, ks, loss, history, setup_info,
                measured_data=sweeps, simulated_data=sim, notes=notes)
@@ -452,11 +458,15 @@ def fit_dc_sweeps(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", polar
     targets = {g: (float(np.nanmedian(v_th[signs == g])), float(np.nanmedian(v_hold[signs == g])))
                for g in (1.0, -1.0)}
 
-    def simulate(m, noise, seed):
+    n_report = options.n_report or max(sweeps.n_sweeps, 400)
+    n_report_of = {g: max(int(round(n_report * np.mean(signs == g))), 2) for g in (1.0, -1.0)}
+
+    def simulate(m, noise, seed, counts=None):
         out = {}
         for g in (1.0, -1.0):
             sim, _ = setups.simulate_dc_sweeps(m, noise, dataclasses.replace(setup, v_peak=g * abs(setup.v_peak)),
-                                               n_trials=n_of[g], seed=seed + (g < 0), i_on=i_on, i_off=i_off)
+                                               n_trials=(counts or n_of)[g], seed=seed + (g < 0), i_on=i_on,
+                                               i_off=i_off)
             out[g] = (sim, *feat.threshold_hold_voltages(sim, i_on, i_off))
         return out
 
@@ -495,7 +505,7 @@ def fit_dc_sweeps(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", polar
             if progress:
                 progress()
     _, noise, m = min(scored, key=lambda t: t[0])
-    f = simulate(m, noise, options.seed + 3)   # fresh draws for the reported comparison
+    f = simulate(m, noise, options.seed + 3, n_report_of)   # fresh draws for the reported comparison
     simulated = pooled(f)
     _, ks = _ks_sum(measured, simulated)
     by_polarity = {}
@@ -660,7 +670,8 @@ def fit_pulses(trials: PulseTrials, *, r_series: float, base: str | NeuronParams
         step = float(np.clip((math.log(med) - log_md) / slope, -math.log(2), math.log(2)))
         m = dataclasses.replace(m, mu=float(m.mu * math.exp(step)))
     history.append({"stage": "polish", "points_log_mu_log_median": pts, "mu": m.mu})
-    sim, _ = simulate(m, noise, n_sim, options.seed + 3)
+    n_report = options.n_report or max(trials.n_trials, 400)
+    sim, _ = simulate(m, noise, n_report, options.seed + 3)
     d = feat.switching_delays(sim, level)
     simulated = {"delay_s": d}
     _, ks = _ks_sum(measured, simulated)
@@ -668,7 +679,7 @@ def fit_pulses(trials: PulseTrials, *, r_series: float, base: str | NeuronParams
     params = dataclasses.replace(p0, memristor=m, noise=noise)
     fitted = {"mu": m.mu, "r_on": m.r_on, "r_off": m.r_off, "n_eff": noise.n_eff,
               "sigma_c2c_ln_mu": noise.sigma_c2c_ln_mu}
-    setup_info = dict(dataclasses.asdict(setup), i_level=level, n_measured=trials.n_trials, n_simulated=n_sim)
+    setup_info = dict(dataclasses.asdict(setup), i_level=level, n_measured=trials.n_trials, n_simulated=n_report)
     fit = Fit("pulses", params, fitted, measured, simulated, ks, loss, history, setup_info,
               measured_data=trials, simulated_data=sim, notes=notes)
     fit.measured["relaxation_s"] = relax
