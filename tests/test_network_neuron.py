@@ -44,3 +44,25 @@ def test_bin_arguments_are_checked():
         N.Bin(width=3e-3, period=2e-3)
     with pytest.raises(ParameterError, match="substeps_on"):
         N.Bin(substeps_on=0)
+
+
+def test_rsnn_trains_by_bptt_through_the_device_physics():
+    import optax
+
+    from ionspike.network import rsnn, tasks
+
+    task = tasks.digits()
+    x, y = task.x_train[:32], task.y_train[:32]
+    net = rsnn.RSNN(n_in=8, hidden=24, bins_per_step=2)
+    w = net.init(jax.random.PRNGKey(0))
+    opt = optax.adam(0.05)
+    state = opt.init(w)
+    step = rsnn.make_train_step(net, P, opt)
+    losses = []
+    for _ in range(25):
+        w, state, loss, _ = step(w, state, x, y)
+        losses.append(float(loss))
+    assert all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.8 * losses[0]                     # learns the batch (BPTT through 16 bins)
+    with pytest.raises(ParameterError, match="hidden"):
+        rsnn.RSNN(n_in=8, hidden=0)
