@@ -3,9 +3,8 @@ physics stepped one *bin* (one input-pulse period) at a time, batched, with a su
 
 Per bin, a neuron's input is a pulse of amplitude ``a`` (V) for ``width`` seconds, then 0 V for
 the rest of ``period``. Inside the bin the state takes ``substeps_on`` explicit-midpoint steps of
-(F, R) during the pulse and ``substeps_off`` after it, with V_g by the circuit's exact
-exponential update (:func:`ionspike.circuit._gate_step`) and the rates of
-:mod:`ionspike.device.memristor` -- the same laws as :func:`ionspike.simulate`, only coarser
+(F, R, V_g) during the pulse and ``substeps_off`` after it -- the circuit's own step,
+:func:`ionspike.circuit.midpoint_step` -- so the same laws as :func:`ionspike.simulate`, only coarser
 and without the drain (the spike is read at the gate: V_g through the transistor threshold).
 
 Spike: 1 in a bin where V_g starts below V_T and reaches it, through a Heaviside with a
@@ -31,8 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ionspike.circuit import _gate_step
-from ionspike.device.memristor import ionic_rates, resistance
+from ionspike.circuit import midpoint_step
 from ionspike.errors import ParameterError
 from ionspike.params import NeuronParams
 
@@ -84,18 +82,9 @@ def rest(shape, dtype=jnp.float32) -> LayerState:
 
 def _phase(state: LayerState, v_in, p: NeuronParams, h, n: int):
     """``n`` midpoint steps of ``h`` s at input ``v_in`` (V); returns the state and the largest V_g."""
-    m = p.memristor
-
     def one(carry, _):
         F, R, V, vmax = carry
-        x0 = jax.lax.stop_gradient(F + R)
-        df0, dr0, _, _ = ionic_rates(F, R, v_in - V, m, x_gap=x0)
-        F_h = jnp.maximum(F + 0.5 * h * df0, 0.0)
-        R_h = jnp.maximum(R + 0.5 * h * dr0, 0.0)
-        V_h, _ = _gate_step(V, v_in, resistance(F + R, m), p, 0.5 * h)
-        df, dr, _, _ = ionic_rates(F_h, R_h, v_in - V_h, m, x_gap=jax.lax.stop_gradient(F_h + R_h))
-        V_new, _ = _gate_step(V, v_in, resistance(F_h + R_h, m), p, h)
-        F_new, R_new = jnp.maximum(F + h * df, 0.0), jnp.maximum(R + h * dr, 0.0)
+        F_new, R_new, V_new, _ = midpoint_step(F, R, V, v_in, p, h, hold_feedback=True)
         # a coarse step must not carry growth past the bridge: once x = 1 the gate charges through
         # R_on in R_on C_g (~10 us), the drive V_in - V_g falls below v_h and growth stops
         F_new = jnp.minimum(F_new, jnp.maximum(F, 1.0 - R_new))
