@@ -317,6 +317,93 @@ def calibrate_pulses(
     _calibrate("pulses", path, out, base, seed, quick, kwargs)
 
 
+def _epoch_bar(total: int, description: str):
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total} epochs"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err)
+
+
+@app.command()
+def train(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (checkpoint.npz, result.json, figures)."),
+    task: str = typer.Option("mnist1d", help="mnist1d, digits or working_memory."),
+    neuron: str = typer.Option("1m1t1r", help="1m1t1r (the device), lif or alif (baselines)."),
+    variant: str = typer.Option("full", help="Ablation variant of the 1m1t1r neuron (see `ionspike ablate --help`)."),
+    preset: str = typer.Option("paper", help="Device preset of the 1m1t1r neuron."),
+    hidden: int = typer.Option(128, help="Hidden neurons."),
+    epochs: int = typer.Option(15, help="Training epochs."),
+    batch: int = typer.Option(64, help="Minibatch size."),
+    lr: float = typer.Option(1e-2, help="Peak learning rate (Adam, cosine decay)."),
+    seed: int = typer.Option(0, help="Seed of weights, device draws, batch order and noise."),
+    n_train: Optional[int] = typer.Option(None, help="Use only the first N training samples."),
+    n_test: Optional[int] = typer.Option(None, help="Use only the first N test samples."),
+    bins_per_step: Optional[int] = typer.Option(None, help="Device bins (1 ms on / 1 ms off) per input step (default: the task's)."),
+):
+    """Train an RSNN by BPTT; checkpoints every epoch and resumes from DIR/checkpoint.npz."""
+    import ionspike as isp
+    from ionspike import io
+    from ionspike.network import train as T
+    from ionspike.report import network as figs
+
+    try:
+        config = T.TrainConfig(task=task, neuron=neuron, variant=variant, preset=preset, hidden=hidden, epochs=epochs,
+                               batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step)
+        isp.presets.load(preset)
+        io.prepare_out_dir(out)
+        with _epoch_bar(epochs, "train") as bar:
+            job = bar.add_task(f"train {task} {neuron} {variant}", total=epochs)
+            result = T.train(config, out, progress=lambda e, n, row: bar.update(
+                job, completed=e, description=f"train {task} {neuron} {variant}: test {row['test_accuracy']:.3f}"))
+        summary = {k: result[k] for k in ("config", "neuron", "history", "test_accuracy", "spikes_per_sample",
+                                          "firing_rate_per_bin")}
+        io.write_json(Path(out) / "result.json", summary)
+        figs.learning_curve(Path(out) / "result.json", Path(out) / "learning_curve.png")
+    except IonspikeError as exc:
+        _fail(exc)
+    err.print(f"test accuracy {result['test_accuracy']:.4f}, {result['spikes_per_sample']:.1f} spikes per sample; "
+              f"wrote {out}/result.json, checkpoint.npz, learning_curve.png")
+
+
+@app.command()
+def ablate(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (results.json, results.csv, figures, runs/)."),
+    task: List[str] = typer.Option(["mnist1d"], help="Task(s): mnist1d, digits, working_memory or all (repeatable)."),
+    variants: str = typer.Option("all", help="Comma-separated variants or all: full, no_leak, no_ip, no_refractory, "
+                                 "long_refractory, deterministic, high_noise, low_threshold, high_threshold, lif, alif."),
+    seeds: int = typer.Option(3, help="Seeds per variant."),
+    full: bool = typer.Option(False, "--full", help="Paper-grade settings (128 hidden, 30 epochs, all data): hours."),
+    hidden: Optional[int] = typer.Option(None, help="Override the hidden size of the chosen settings."),
+    epochs: Optional[int] = typer.Option(None, help="Override the epochs of the chosen settings."),
+    n_train: Optional[int] = typer.Option(None, help="Override the training-set size of the chosen settings."),
+    read_energy: str = typer.Option("1 fJ", help="Energy of one synapse read in the crossbars."),
+):
+    """Train every variant of the neuron (and LIF/ALIF) x seeds x tasks; accuracy, rate, energy, significance."""
+    from ionspike.network import ablate as A
+    from ionspike.report import network as figs
+
+    try:
+        mode = "full" if full else "quick"
+        overrides = {k: v for k, v in {"hidden": hidden, "epochs": epochs, "n_train": n_train}.items() if v is not None}
+        names = A.resolve_variants(variants.split(","))
+        tasks_ = A.resolve_tasks(task)
+        settings = {**A.SETTINGS[mode], **overrides}
+        total = len(names) * seeds * len(tasks_) * settings["epochs"]
+        with _epoch_bar(total, "ablate") as bar:
+            job = bar.add_task("ablation", total=total)
+            results = A.ablate(tasks_, names, seeds, mode=mode, out=out, overrides=overrides, read_energy=read_energy,
+                               progress=lambda d, n, label: bar.update(job, completed=d, description=label))
+        figs.plot_ablation(Path(out) / "results.json", Path(out))
+    except IonspikeError as exc:
+        _fail(exc)
+    for t, entry in results["tasks"].items():
+        err.print(f"[bold]{t}[/]")
+        for v, s in entry["variants"].items():
+            std = f" ± {s['accuracy_std']:.3f}" if s["accuracy_std"] is not None else ""
+            p = f"  p = {s['p_value_vs_full']:.3g}" if s["p_value_vs_full"] is not None else ""
+            err.print(f"  {v:16s} {s['accuracy_mean']:.3f}{std}  rate {s['firing_rate_per_bin']:.4f}/bin{p}")
+    err.print(f"wrote {out}/results.json, results.csv and figures")
+
+
 @app.command()
 def presets(name: Optional[str] = typer.Argument(None, help="Show one preset's resolved parameters (SI).")):
     """List the built-in presets, or show one."""

@@ -39,3 +39,7 @@ class SolverError(IonspikeError, RuntimeError):
         super().__init__(message)
         self.neuron = neuron
         self.time_s = time_s
+
+
+class CheckpointError(IonspikeError, ValueError):
+    """A training checkpoint that cannot be read or does not belong to the run resuming it."""

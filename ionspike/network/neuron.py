@@ -31,8 +31,12 @@ import jax
 import jax.numpy as jnp
 
 from ionspike.circuit import midpoint_step
+from ionspike.device.memristor import ionic_rates
 from ionspike.errors import ParameterError
 from ionspike.params import NeuronParams
+
+
+SURROGATES = ("gate", "ionic")
 
 
 class LayerState(NamedTuple):
@@ -80,45 +84,78 @@ def rest(shape, dtype=jnp.float32) -> LayerState:
     return LayerState(z, z, z)
 
 
-def _phase(state: LayerState, v_in, p: NeuronParams, h, n: int):
-    """``n`` midpoint steps of ``h`` s at input ``v_in`` (V); returns the state and the largest V_g."""
-    def one(carry, _):
-        F, R, V, vmax = carry
-        F_new, R_new, V_new, _ = midpoint_step(F, R, V, v_in, p, h, hold_feedback=True)
+def _phase(state: LayerState, v_in, p: NeuronParams, h, n: int, mu_scale=1.0, normals=None,
+           hold_gate: bool = False):
+    """``n`` midpoint steps of ``h`` s at input ``v_in`` (V), with chemical-Langevin noise when
+    ``normals`` (``(n, 2, *shape)`` standard normals) is given. Returns the state, the largest
+    V_g and the largest ionic state ``x = F + R`` over the phase."""
+    def one(carry, dW):
+        F, R, V, vmax, xmax = carry
+        F_new, R_new, V_new, _ = midpoint_step(F, R, V, v_in, p, h, mu_scale, hold_feedback=True, hold_gate=hold_gate)
         # a coarse step must not carry growth past the bridge: once x = 1 the gate charges through
         # R_on in R_on C_g (~10 us), the drive V_in - V_g falls below v_h and growth stops
         F_new = jnp.minimum(F_new, jnp.maximum(F, 1.0 - R_new))
-        return (F_new, R_new, V_new, jnp.maximum(vmax, V_new)), None
+        if dW is not None:  # Euler-Maruyama noise from the sub-step's start; its amplitude carries no gradient
+            _, _, var_f, var_r = ionic_rates(F, R, v_in - V, p.memristor, mu_scale)
+            scale = jax.lax.stop_gradient(jnp.sqrt(h / p.noise.n_eff))
+            F_new = jnp.maximum(F_new + scale * jax.lax.stop_gradient(jnp.sqrt(var_f)) * dW[0], 0.0)
+            R_new = jnp.maximum(R_new + scale * jax.lax.stop_gradient(jnp.sqrt(var_r)) * dW[1], 0.0)
+        return (F_new, R_new, V_new, jnp.maximum(vmax, V_new), jnp.maximum(xmax, F_new + R_new)), None
 
-    (F, R, V, vmax), _ = jax.lax.scan(one, (state.F, state.R, state.V_g, state.V_g), None, length=n)
-    return LayerState(F, R, V), vmax
+    x0 = state.F + state.R
+    (F, R, V, vmax, xmax), _ = jax.lax.scan(one, (state.F, state.R, state.V_g, state.V_g, x0), normals, length=n)
+    return LayerState(F, R, V), vmax, xmax
 
 
-def bin_step(state: LayerState, amplitude, p: NeuronParams, spec: Bin = Bin()):
+def bin_step(state: LayerState, amplitude, p: NeuronParams, spec: Bin = Bin(), *, mu_scale=1.0, key=None,
+             surrogate: str = "gate", hold_gate: bool = False):
     """Advance every neuron one bin with input pulses of ``amplitude`` (V, same shape as the state).
+
+    ``mu_scale``: per-neuron device-to-device factor of mu. ``key``: a PRNG key for the
+    chemical-Langevin noise of ``p.noise.n_eff`` (None: deterministic). ``surrogate``: what the
+    spike's surrogate derivative is taken of -- ``"gate"``, ``max V_g - V_T`` (V), or ``"ionic"``,
+    ``max x - 1`` (x = F + R, scaled by ``v_t``: the device bridges when x reaches 1, so the
+    gradient reaches drives that have not switched the device yet). Forward values never depend
+    on it. ``hold_gate``: the gate's feedback on the device voltage is a constant in the backward pass.
 
     Returns ``(new_state, spikes)``; ``spikes`` is 0/1 with a surrogate gradient.
     """
+    if surrogate not in SURROGATES:
+        raise ParameterError(f"surrogate = {surrogate!r} is not one of {SURROGATES}")
     v_t = p.transistor.threshold
     start_below = jax.lax.stop_gradient(state.V_g < v_t)
-    s, vmax_on = _phase(state, amplitude, p, spec.width / spec.substeps_on, spec.substeps_on)
-    vmax = vmax_on
+    phases = [(amplitude, spec.width, spec.substeps_on)]
     if spec.period > spec.width:
-        s, vmax_off = _phase(s, jnp.zeros_like(amplitude), p, (spec.period - spec.width) / spec.substeps_off,
-                             spec.substeps_off)
-        vmax = jnp.maximum(vmax, vmax_off)
-    spikes = spike_fn(vmax - v_t, jnp.asarray(spec.surrogate_width, vmax.dtype)) * start_below.astype(vmax.dtype)
-    return s, spikes
+        phases.append((jnp.zeros_like(amplitude), spec.period - spec.width, spec.substeps_off))
+    vmax = xmax = None
+    s = state
+    for i, (v_in, duration, n) in enumerate(phases):
+        normals = None
+        if key is not None:
+            normals = jax.random.normal(jax.random.fold_in(key, i), (n, 2, *amplitude.shape), amplitude.dtype)
+        s, vm, xm = _phase(s, v_in, p, duration / n, n, mu_scale, normals, hold_gate)
+        vmax = vm if vmax is None else jnp.maximum(vmax, vm)
+        xmax = xm if xmax is None else jnp.maximum(xmax, xm)
+    width = jnp.asarray(spec.surrogate_width, vmax.dtype)
+    fired = spike_fn(vmax - v_t, width)
+    if surrogate == "ionic":  # forward: the gate crossing; backward: the ionic state's distance to the bridge
+        ionic = spike_fn(v_t * (xmax - 1.0), width)
+        fired = jax.lax.stop_gradient(fired) + ionic - jax.lax.stop_gradient(ionic)
+    return s, fired * start_below.astype(vmax.dtype)
 
 
-def run(amplitudes, p: NeuronParams, spec: Bin = Bin(), state: LayerState | None = None):
-    """Drive neurons with ``amplitudes`` (bins, ...) V; returns ``(spikes (bins, ...), final state)``."""
+def run(amplitudes, p: NeuronParams, spec: Bin = Bin(), state: LayerState | None = None, **options):
+    """Drive neurons with ``amplitudes`` (bins, ...) V; returns ``(spikes (bins, ...), final state)``.
+    ``options`` go to :func:`bin_step` (a ``key`` is split per bin)."""
     amplitudes = jnp.asarray(amplitudes)
     state = rest(amplitudes.shape[1:], amplitudes.dtype) if state is None else state
+    key = options.pop("key", None)
+    keys = None if key is None else jax.random.split(key, amplitudes.shape[0])
 
-    def body(s, a):
-        s, spk = bin_step(s, a, p, spec)
+    def body(s, inputs):
+        a, k = inputs
+        s, spk = bin_step(s, a, p, spec, key=k, **options)
         return s, spk
 
-    final, spikes = jax.lax.scan(body, state, amplitudes)
+    final, spikes = jax.lax.scan(body, state, (amplitudes, keys))
     return spikes, final

@@ -130,10 +130,15 @@ def working_memory(seed: int = 0, n_train: int = 2000, n_test: int = 500, n_cues
                 f"on a go channel; |N(0, {noise})| background")
 
 
+def check(name: str) -> str:
+    """``name`` if it is a known task (``-`` and ``_`` alike), else a :class:`ParameterError`."""
+    key = str(name).replace("-", "_")
+    if key not in TASKS:
+        raise ParameterError(f"task = {name!r} is unknown: allowed {', '.join(TASKS)}")
+    return key
+
+
 def load(name: str, **kwargs) -> Task:
     """A task by name: one of ``TASKS``."""
     makers = {"mnist1d": mnist1d, "digits": digits, "working_memory": working_memory}
-    key = name.replace("-", "_")
-    if key not in makers:
-        raise ParameterError(f"task = {name!r} is unknown: allowed {', '.join(TASKS)}")
-    return makers[key](**kwargs)
+    return makers[check(name)](**kwargs)

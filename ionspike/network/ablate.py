@@ -1,0 +1,182 @@
+"""The ablation study: every variant of the neuron (and the LIF/ALIF baselines) x seeds x tasks,
+trained identically; accuracy, firing rate, energy per inference and a significance test
+against the full neuron.
+
+Each run trains in its own folder ``out/runs/<task>/<variant>/seed<k>/`` with per-epoch
+checkpoints and writes ``result.json`` when it finishes, so an interrupted study resumes
+where it stopped and a finished run is never trained twice. ``results.json`` (the study) and
+``results.csv`` (one row per task and variant) are written at the end, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import jax
+import numpy as np
+from scipy import stats
+
+from ionspike import __version__
+from ionspike.errors import ParameterError
+from ionspike.io import atomic_write, jsonable, prepare_out_dir, write_json
+from ionspike.network import energy as E
+from ionspike.network import tasks, variants
+from ionspike.network.train import TrainConfig, load_task, train
+
+BASELINES = ("lif", "alif")
+ALL = variants.VARIANTS + BASELINES
+# quick: minutes on 2 CPU cores (a smoke run of the whole study); full: the paper-grade settings
+SETTINGS = {
+    "quick": {"hidden": 64, "epochs": 3, "n_train": 1000, "n_test": 500, "substeps_on": 8, "substeps_off": 4},
+    "full": {"hidden": 128, "epochs": 30, "n_train": None, "n_test": None, "substeps_on": 16, "substeps_off": 8},
+}
+CSV_COLUMNS = ("task", "variant", "seeds", "accuracy_mean", "accuracy_std", "delta_vs_full", "p_value_vs_full",
+               "firing_rate_per_bin", "spikes_per_sample", "energy_paper_J", "energy_65nm_J", "energy_3nm_J", "note")
+
+
+def resolve_variants(items) -> list[str]:
+    """``["all"]`` or names from :data:`ALL`; unknown names raise."""
+    items = list(items or ["all"])
+    if items == ["all"]:
+        return list(ALL)
+    for v in items:
+        if v not in ALL:
+            raise ParameterError(f"unknown variant {v!r}; allowed: all, {', '.join(ALL)}")
+    return list(dict.fromkeys(["full"] + items)) if "full" not in items else list(dict.fromkeys(items))
+
+
+def resolve_tasks(items) -> list[str]:
+    items = list(items or ["mnist1d"])
+    if items == ["all"]:
+        return list(tasks.TASKS)
+    return [tasks.check(t) for t in items]
+
+
+def run_config(task: str, variant: str, seed: int, settings: dict, preset: str = "paper") -> TrainConfig:
+    neuron = variant if variant in BASELINES else "1m1t1r"
+    return TrainConfig(task=task, neuron=neuron, variant="full" if variant in BASELINES else variant, preset=preset,
+                       seed=seed, **settings)
+
+
+def _raster(result: dict, samples: int = 1) -> list:
+    """(bin, neuron) of every hidden spike of the first test sample(s), for the raster plot."""
+    net, task = result["net"], result["task"]
+    _, spikes = net.forward(result["weights"], result["instance"], task.x_test[:samples],
+                            jax.random.fold_in(jax.random.key(result["config"]["seed"]), 3))
+    b, _, n = np.nonzero(np.asarray(spikes))
+    return [[int(i), int(j)] for i, j in zip(b, n)]
+
+
+def _run_one(config: TrainConfig, folder: Path, task, on_epoch) -> dict:
+    done = folder / "result.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        if saved.get("config") == jsonable(config.to_dict()):
+            for row in saved["history"]:
+                on_epoch(row)
+            return saved
+    result = train(config, folder, task=task, progress=lambda e, n, row: on_epoch(row))
+    keep = {k: result[k] for k in ("config", "neuron", "history", "test_accuracy", "spikes_per_sample",
+                                   "firing_rate_per_bin")}
+    keep["raster"] = _raster(result) if config.seed == 0 else None
+    write_json(done, keep)
+    return json.loads(done.read_text())
+
+
+def _summary(runs: list[dict], full: list[float] | None, energies: dict, shape: dict) -> dict:
+    acc = np.array([r["test_accuracy"] for r in runs], float)
+    spikes = float(np.mean([r["spikes_per_sample"] for r in runs]))
+    out = {"seeds": len(runs), "accuracy": acc.tolist(), "accuracy_mean": float(acc.mean()),
+           "accuracy_std": float(acc.std(ddof=1)) if acc.size > 1 else None,
+           "firing_rate_per_bin": float(np.mean([r["firing_rate_per_bin"] for r in runs])),
+           "spikes_per_sample": spikes, "note": runs[0]["neuron"].get("note", ""),
+           "energy": E.per_inference(spikes, spike_energy_J=energies["spike_energy_J"],
+                                     read_energy_J=energies["read_energy_J"], **shape)}
+    out["delta_vs_full"] = float(acc.mean() - np.mean(full)) if full is not None else None
+    p = None
+    if full is not None and acc.size > 1 and len(full) > 1:
+        if np.std(acc) > 0 or np.std(full) > 0:
+            p = float(stats.ttest_ind(acc, full, equal_var=False).pvalue)
+    out["p_value_vs_full"] = p
+    out["curve_mean"] = np.mean([[h["test_accuracy"] for h in r["history"]] for r in runs], axis=0).tolist()
+    return out
+
+
+def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, mode: str = "quick", out: str | Path,
+           overrides: dict | None = None, read_energy="1 fJ", preset: str = "paper",
+           progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Run the study; returns (and writes to ``out``) the results."""
+    if mode not in SETTINGS:
+        raise ParameterError(f"mode = {mode!r} is unknown: allowed {', '.join(SETTINGS)}")
+    if not (isinstance(seeds, int) and seeds >= 1):
+        raise ParameterError(f"seeds = {seeds!r} is out of range: allowed integers >= 1")
+    task_list, variant_list = resolve_tasks(task_names), resolve_variants(variant_names)
+    settings = {**SETTINGS[mode], **(overrides or {})}
+    root = prepare_out_dir(out)
+    configs = [(t, v, s, run_config(t, v, s, settings, preset)) for t in task_list for v in variant_list
+               for s in range(seeds)]
+    total = sum(c.epochs for *_, c in configs)
+    done = [0]
+    energies = {"spike_energy_J": E.spike_energies(), "read_energy_J": E.read_energy(read_energy)}
+    results = {"version": __version__, "mode": mode, "settings": settings, "seeds": seeds, "preset": preset,
+               "variants": variant_list, "tasks": {}, **energies,
+               "energy_assumptions": E.__doc__.strip()}
+    for t in task_list:
+        task = load_task(configs[[c[0] for c in configs].index(t)][3])
+        per_variant = {}
+        for v in variant_list:
+            runs = []
+            for s in range(seeds):
+                config = run_config(t, v, s, settings, preset)
+
+                def on_epoch(row, label=f"{t} {v} seed {s}"):
+                    done[0] += 1
+                    if progress:
+                        progress(done[0], total, label)
+
+                runs.append(_run_one(config, root / "runs" / t / v / f"seed{s}", task, on_epoch))
+            per_variant[v] = runs
+        bins = task.steps * configs[[c[0] for c in configs].index(t)][3].bins_per_step
+        shape = {"n_in": task.channels, "hidden": settings["hidden"], "n_out": task.n_classes, "bins": bins}
+        full_acc = [r["test_accuracy"] for r in per_variant["full"]]
+        summary = {v: _summary(runs, None if v == "full" else full_acc, energies, shape)
+                   for v, runs in per_variant.items()}
+        results["tasks"][t] = {"description": task.description, "bins_per_sample": bins,
+                               "variants": summary,
+                               "runs": {v: [{k: r[k] for k in ("test_accuracy", "spikes_per_sample",
+                                                               "firing_rate_per_bin", "history")}
+                                            for r in runs] for v, runs in per_variant.items()},
+                               "raster": per_variant["full"][0].get("raster")}
+    write_json(root / "results.json", results)
+    _write_csv(root / "results.csv", results)
+    return results
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return ""
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
+def _write_csv(path: Path, results: dict) -> None:
+    lines = [",".join(CSV_COLUMNS)]
+    for t, entry in results["tasks"].items():
+        for v, s in entry["variants"].items():
+            e = s["energy"]["per_preset"]
+            row = [t, v, s["seeds"], s["accuracy_mean"], s["accuracy_std"], s["delta_vs_full"], s["p_value_vs_full"],
+                   s["firing_rate_per_bin"], s["spikes_per_sample"], e["paper"]["total_J"], e["65nm"]["total_J"],
+                   e["3nm"]["total_J"], '"' + s["note"].replace('"', "'") + '"']
+            lines.append(",".join(_fmt(x) for x in row))
+    atomic_write(path, lambda p: p.write_text("\n".join(lines) + "\n"))
+
+
+def settings_for(mode: str, **overrides) -> dict:
+    return replace_settings(SETTINGS[mode], overrides)
+
+
+def replace_settings(base: dict, overrides: dict) -> dict:
+    return {**base, **{k: v for k, v in overrides.items() if v is not None}}

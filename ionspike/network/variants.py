@@ -1,0 +1,106 @@
+"""Ablation variants of the 1M1T1R neuron: each turns one characteristic off or moves it
+(physics.md §5, §7.7), as a change of parameters or of the cell.
+
+=================  ==========================================================================
+``full``           the preset as it is (stochastic)
+``no_leak``        gamma1 = gamma2 = 0 (neither filament nor residue decays); mu re-fitted
+``no_ip``          beta = 0 (no residue, so no intrinsic plasticity); mu re-fitted
+``no_refractory``  R_c = 10 MOhm (the gate discharges within one bin: ISI = input period)
+``long_refractory`` R_c = 1 GOhm
+``deterministic``  N_eff = inf, no device-to-device spread
+``high_noise``     N_eff / 3 and a device-to-device spread of ln mu of 0.3
+``low_threshold``  drift onset v_h - 0.1 V
+``high_threshold`` drift onset v_h + 0.1 V
+=================  ==========================================================================
+
+"mu re-fitted": the variant's mu is scaled so that the single neuron under the reference drive
+(0.8 V pulses, 1 ms / 2 ms, 300 ms of bins, deterministic) fires as often as the full neuron,
+ties broken by the first-spike bin (the baseline firing rate is unchanged, physics.md §7.7).
+The fit scans a grid of mu factors in one batched run of the network layer itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ionspike.errors import ParameterError
+from ionspike.network.neuron import Bin, run
+from ionspike.params import NeuronParams, replace
+
+VARIANTS = ("full", "no_leak", "no_ip", "no_refractory", "long_refractory", "deterministic", "high_noise",
+            "low_threshold", "high_threshold")
+REFIT = ("no_leak", "no_ip")
+REFERENCE_AMPLITUDE = 0.8   # V
+REFERENCE_BINS = 150        # 300 ms of 2 ms bins
+MU_FACTORS = np.geomspace(1e-3, 20.0, 345)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    params: NeuronParams
+    stochastic: bool
+    mu_factor: float = 1.0      # re-fit factor applied to mu (1 when not re-fitted)
+    note: str = ""
+
+
+def check(name: str) -> str:
+    if name not in VARIANTS:
+        raise ParameterError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+    return name
+
+
+def reference_response(p: NeuronParams, spec: Bin = Bin(), mu_factors=np.ones(1)) -> tuple[np.ndarray, np.ndarray]:
+    """Spike count and first-spike bin (``inf`` if none) of single deterministic neurons under the
+    reference drive, one per factor of mu."""
+    amps = jnp.full((REFERENCE_BINS, len(mu_factors)), REFERENCE_AMPLITUDE, jnp.float32)
+    p32 = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), p.deterministic())
+    spikes, _ = run(amps, p32, spec, mu_scale=jnp.asarray(mu_factors, jnp.float32))
+    s = np.asarray(spikes)
+    count = s.sum(axis=0)
+    first = np.where(count > 0, np.argmax(s > 0, axis=0), np.inf)
+    return count, first
+
+
+def refit_mu(p: NeuronParams, target_count: float, target_first: float, spec: Bin = Bin()) -> tuple[float, str]:
+    """The factor of mu whose reference response is closest to the target (count, then first bin)."""
+    count, first = reference_response(p, spec, MU_FACTORS)
+    score = np.lexsort((np.abs(first - target_first), np.abs(count - target_count)))
+    best = int(score[0])
+    # among the factors tied with the best, take the geometric middle (robust to the grid)
+    ties = np.flatnonzero((count == count[best]) & (first == first[best]))
+    i = int(ties[len(ties) // 2])
+    note = (f"mu x {MU_FACTORS[i]:.3g}: {int(count[i])} spikes, first in bin {first[i]:.0f} "
+            f"(full neuron: {target_count:.0f}, bin {target_first:.0f})")
+    return float(MU_FACTORS[i]), note
+
+
+def make(name: str, base: NeuronParams, spec: Bin = Bin()) -> Variant:
+    """The variant ``name`` of the neuron ``base``."""
+    check(name)
+    m, n = base.memristor, base.noise
+    if name == "full":
+        return Variant(name, base, True)
+    if name == "deterministic":
+        return Variant(name, base, False, note="N_eff = inf, sigma_d2d = 0")
+    if name == "high_noise":
+        p = replace(base, **{"noise.n_eff": float(n.n_eff) / 3.0, "noise.sigma_d2d_ln_mu": 0.3})
+        return Variant(name, p, True, note=f"N_eff = {float(n.n_eff) / 3:.3g}, sigma_d2d_ln_mu = 0.3")
+    if name == "no_refractory":
+        return Variant(name, replace(base, **{"circuit.r_c": 10e6}), True, note="R_c = 10 MOhm")
+    if name == "long_refractory":
+        return Variant(name, replace(base, **{"circuit.r_c": 1e9}), True, note="R_c = 1 GOhm")
+    if name in ("low_threshold", "high_threshold"):
+        v_h = float(m.v_h) + (-0.1 if name == "low_threshold" else 0.1)
+        return Variant(name, replace(base, **{"memristor.v_h": v_h}), True, note=f"v_h = {v_h:.2f} V")
+    knobs = {"memristor.gamma1": 0.0, "memristor.gamma2": 0.0} if name == "no_leak" else {"memristor.beta": 0.0}
+    changed = replace(base, **knobs)
+    count, first = reference_response(base, spec)
+    factor, note = refit_mu(changed, float(count[0]), float(first[0]), spec)
+    what = "gamma1 = gamma2 = 0" if name == "no_leak" else "beta = 0"
+    p = replace(changed, **{"memristor.mu": float(m.mu) * factor})
+    return Variant(name, p, True, mu_factor=factor, note=f"{what}; {note}")
