@@ -115,14 +115,15 @@ def _gate_step(v_g, v_in, r_d, p: NeuronParams, dt):
 
 
 def midpoint_step(F, R, V_g, v_in, p: NeuronParams, h, mu_scale=1.0, hold_feedback: bool = False,
-                  hold_gate: bool = False):
+                  hold_gate: bool = False, onset_width=None):
     """One explicit-midpoint step (second order) of ``(F, R, V_g)`` over ``h`` s at input ``v_in`` (V).
 
     Rates and ``R_d`` are taken after a half step; ``V_g`` takes the exact exponential update
     for the midpoint ``R_d``. Returns ``(F, R, V_g, energies of the step)``. With
     ``hold_feedback`` the filament's positive feedback ``1/(alpha + |1 - x|)`` carries no
     derivative (``x_gap = stop_gradient(x)``), and with ``hold_gate`` the gate's feedback on the
-    device voltage ``V_in - V_g`` carries none either: the forward values are unchanged (network training).
+    device voltage ``V_in - V_g`` carries none either, and ``onset_width`` (V) gives the drift onset
+    a logistic surrogate derivative: the forward values are unchanged (network training).
     """
     m = p.memristor
 
@@ -132,12 +133,12 @@ def midpoint_step(F, R, V_g, v_in, p: NeuronParams, h, mu_scale=1.0, hold_feedba
     def v_m(v_g):
         return v_in - (jax.lax.stop_gradient(v_g) if hold_gate else v_g)
 
-    df0, dr0, _, _ = ionic_rates(F, R, v_m(V_g), m, mu_scale, x_gap=gap(F, R))
+    df0, dr0, _, _ = ionic_rates(F, R, v_m(V_g), m, mu_scale, x_gap=gap(F, R), onset_width=onset_width)
     F_h = jnp.maximum(F + df0 * 0.5 * h, 0.0)
     R_h = jnp.maximum(R + dr0 * 0.5 * h, 0.0)
     v_g_h, _ = _gate_step(V_g, v_in, resistance(F + R, m), p, 0.5 * h)
     r_mid = resistance(F_h + R_h, m)
-    df, dr, _, _ = ionic_rates(F_h, R_h, v_m(v_g_h), m, mu_scale, x_gap=gap(F_h, R_h))
+    df, dr, _, _ = ionic_rates(F_h, R_h, v_m(v_g_h), m, mu_scale, x_gap=gap(F_h, R_h), onset_width=onset_width)
     v_new, e = _gate_step(V_g, v_in, r_mid, p, h)
     return jnp.maximum(F + df * h, 0.0), jnp.maximum(R + dr * h, 0.0), v_new, e
 

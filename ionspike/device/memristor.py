@@ -5,12 +5,27 @@ State: filament ``F`` and residue ``R`` (dimensionless, 1 = bridged gap), ``x = 
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from ionspike.params import Memristor
 
 
-def growth_rate(v_m, x, p: Memristor, mu_scale=1.0):
+@jax.custom_jvp
+def soft_onset_relu(excess, width):
+    """``max(excess, 0)`` whose derivative is the logistic ``sigmoid(excess / width)`` (V):
+    the drift onset passes gradient to drives just below it (network training only)."""
+    return jnp.maximum(excess, 0.0)
+
+
+@soft_onset_relu.defjvp
+def _soft_onset_jvp(primals, tangents):
+    excess, width = primals
+    d_excess, _ = tangents
+    return soft_onset_relu(excess, width), d_excess * jax.nn.sigmoid(excess / width)
+
+
+def growth_rate(v_m, x, p: Memristor, mu_scale=1.0, onset_width=None):
     r"""Filament growth rate :math:`a = \mu\,[V_m - V_h]_+/(\alpha + |1-x|)`, in 1/s.
 
     Args:
@@ -28,10 +43,11 @@ def growth_rate(v_m, x, p: Memristor, mu_scale=1.0):
         mu = p.mu * jnp.where(reverse, p.mu_reverse_factor, 1.0)
     else:
         excess, mu = v_m - p.v_h, p.mu
-    return mu * mu_scale * jnp.maximum(excess, 0.0) / (p.alpha + jnp.abs(1.0 - x))
+    rect = jnp.maximum(excess, 0.0) if onset_width is None else soft_onset_relu(excess, onset_width)
+    return mu * mu_scale * rect / (p.alpha + jnp.abs(1.0 - x))
 
 
-def ionic_rates(F, R, v_m, p: Memristor, mu_scale=1.0, x_gap=None):
+def ionic_rates(F, R, v_m, p: Memristor, mu_scale=1.0, x_gap=None, onset_width=None):
     r"""Drift and diffusion of the chemical-Langevin equations of F and R.
 
     .. math::
@@ -40,13 +56,14 @@ def ionic_rates(F, R, v_m, p: Memristor, mu_scale=1.0, x_gap=None):
 
     ``x_gap``: the ionic state seen by the gap factor ``1/(alpha + |1 - x|)`` (default ``F + R``);
     a network passes ``stop_gradient(F + R)`` to keep the forward pass exact while treating the
-    filament's positive feedback as a constant in the backward pass.
+    filament's positive feedback as a constant in the backward pass; ``onset_width`` (V) gives
+    the drift onset a logistic surrogate derivative (:func:`soft_onset_relu`), forward unchanged.
 
     Returns:
         ``(drift_F, drift_R, var_F, var_R)`` in 1/s; the variances are per unit ``N_eff``
         (divide by ``N_eff`` and multiply by ``dt`` for the increment variance).
     """
-    a = growth_rate(v_m, F + R if x_gap is None else x_gap, p, mu_scale)
+    a = growth_rate(v_m, F + R if x_gap is None else x_gap, p, mu_scale, onset_width)
     b = (p.gamma1 + p.beta) * F
     transfer = p.beta * F
     decay = p.gamma2 * R

@@ -52,6 +52,7 @@ class DeviceCell:
     stochastic: bool = True
     surrogate: str = "ionic"
     hold_gate: bool = True
+    onset_width: float | None = None
     kind: str = "1m1t1r"
 
     def __post_init__(self):
@@ -78,7 +79,8 @@ class DeviceCell:
 
     def step(self, state: LayerState, drive, key, draws):
         return bin_step(state, self.amplitude(drive), draws["params"], self.bin, mu_scale=draws["mu_scale"][None, :],
-                        key=key if self.stochastic else None, surrogate=self.surrogate, hold_gate=self.hold_gate)
+                        key=key if self.stochastic else None, surrogate=self.surrogate, hold_gate=self.hold_gate,
+                        onset_width=self.onset_width)
 
 
 class LIFState(NamedTuple):

@@ -7,8 +7,10 @@ the rest of ``period``. Inside the bin the state takes ``substeps_on`` explicit-
 :func:`ionspike.circuit.midpoint_step` -- so the same laws as :func:`ionspike.simulate`, only coarser
 and without the drain (the spike is read at the gate: V_g through the transistor threshold).
 
-Spike: 1 in a bin where V_g starts below V_T and reaches it, through a Heaviside with a
-fast-sigmoid surrogate derivative of ``max V_g - V_T``. Backward pass: the filament's positive
+Spike: 1 in a bin where V_g crosses V_T upward (at a sub-step end; at most one spike per bin),
+with a fast-sigmoid surrogate derivative of ``max V_g - V_T`` or of the ionic state's distance
+to the bridge. (A crossing counts even when the bin starts above V_T: late in a train the gate
+stays above V_T between pulses, dips below it early in the next pulse, then fires.) Backward pass: the filament's positive
 feedback ``1/(alpha + |1 - x|)`` is held constant (``x_gap = stop_gradient(F + R)``): the
 issue's finding is that differentiating through it explodes, while the forward pass stays exact.
 Deterministic (no Langevin noise yet); float32 or float64 follow the inputs.
@@ -85,13 +87,16 @@ def rest(shape, dtype=jnp.float32) -> LayerState:
 
 
 def _phase(state: LayerState, v_in, p: NeuronParams, h, n: int, mu_scale=1.0, normals=None,
-           hold_gate: bool = False):
+           hold_gate: bool = False, onset_width=None):
     """``n`` midpoint steps of ``h`` s at input ``v_in`` (V), with chemical-Langevin noise when
     ``normals`` (``(n, 2, *shape)`` standard normals) is given. Returns the state, the largest
-    V_g and the largest ionic state ``x = F + R`` over the phase."""
+    V_g, the largest ionic state ``x = F + R`` and whether V_g crossed V_T upward (at a sub-step end)."""
+    v_t = p.transistor.threshold
+
     def one(carry, dW):
-        F, R, V, vmax, xmax = carry
-        F_new, R_new, V_new, _ = midpoint_step(F, R, V, v_in, p, h, mu_scale, hold_feedback=True, hold_gate=hold_gate)
+        F, R, V, vmax, xmax, crossed = carry
+        F_new, R_new, V_new, _ = midpoint_step(F, R, V, v_in, p, h, mu_scale, hold_feedback=True, hold_gate=hold_gate,
+                                               onset_width=onset_width)
         # a coarse step must not carry growth past the bridge: once x = 1 the gate charges through
         # R_on in R_on C_g (~10 us), the drive V_in - V_g falls below v_h and growth stops
         F_new = jnp.minimum(F_new, jnp.maximum(F, 1.0 - R_new))
@@ -100,15 +105,17 @@ def _phase(state: LayerState, v_in, p: NeuronParams, h, n: int, mu_scale=1.0, no
             scale = jax.lax.stop_gradient(jnp.sqrt(h / p.noise.n_eff))
             F_new = jnp.maximum(F_new + scale * jax.lax.stop_gradient(jnp.sqrt(var_f)) * dW[0], 0.0)
             R_new = jnp.maximum(R_new + scale * jax.lax.stop_gradient(jnp.sqrt(var_r)) * dW[1], 0.0)
-        return (F_new, R_new, V_new, jnp.maximum(vmax, V_new), jnp.maximum(xmax, F_new + R_new)), None
+        crossed = crossed | jax.lax.stop_gradient((V < v_t) & (V_new >= v_t))
+        return (F_new, R_new, V_new, jnp.maximum(vmax, V_new), jnp.maximum(xmax, F_new + R_new), crossed), None
 
     x0 = state.F + state.R
-    (F, R, V, vmax, xmax), _ = jax.lax.scan(one, (state.F, state.R, state.V_g, state.V_g, x0), normals, length=n)
-    return LayerState(F, R, V), vmax, xmax
+    init = (state.F, state.R, state.V_g, state.V_g, x0, jnp.zeros(state.V_g.shape, bool))
+    (F, R, V, vmax, xmax, crossed), _ = jax.lax.scan(one, init, normals, length=n)
+    return LayerState(F, R, V), vmax, xmax, crossed
 
 
 def bin_step(state: LayerState, amplitude, p: NeuronParams, spec: Bin = Bin(), *, mu_scale=1.0, key=None,
-             surrogate: str = "gate", hold_gate: bool = False):
+             surrogate: str = "gate", hold_gate: bool = False, onset_width=None):
     """Advance every neuron one bin with input pulses of ``amplitude`` (V, same shape as the state).
 
     ``mu_scale``: per-neuron device-to-device factor of mu. ``key``: a PRNG key for the
@@ -117,31 +124,32 @@ def bin_step(state: LayerState, amplitude, p: NeuronParams, spec: Bin = Bin(), *
     ``max x - 1`` (x = F + R, scaled by ``v_t``: the device bridges when x reaches 1, so the
     gradient reaches drives that have not switched the device yet). Forward values never depend
     on it. ``hold_gate``: the gate's feedback on the device voltage is a constant in the backward pass.
+    ``onset_width`` (V): the drift onset's logistic surrogate derivative (None: exact, zero below v_h).
 
     Returns ``(new_state, spikes)``; ``spikes`` is 0/1 with a surrogate gradient.
     """
     if surrogate not in SURROGATES:
         raise ParameterError(f"surrogate = {surrogate!r} is not one of {SURROGATES}")
     v_t = p.transistor.threshold
-    start_below = jax.lax.stop_gradient(state.V_g < v_t)
     phases = [(amplitude, spec.width, spec.substeps_on)]
     if spec.period > spec.width:
         phases.append((jnp.zeros_like(amplitude), spec.period - spec.width, spec.substeps_off))
-    vmax = xmax = None
+    vmax = xmax = crossed = None
     s = state
     for i, (v_in, duration, n) in enumerate(phases):
         normals = None
         if key is not None:
             normals = jax.random.normal(jax.random.fold_in(key, i), (n, 2, *amplitude.shape), amplitude.dtype)
-        s, vm, xm = _phase(s, v_in, p, duration / n, n, mu_scale, normals, hold_gate)
+        s, vm, xm, cr = _phase(s, v_in, p, duration / n, n, mu_scale, normals, hold_gate, onset_width)
         vmax = vm if vmax is None else jnp.maximum(vmax, vm)
         xmax = xm if xmax is None else jnp.maximum(xmax, xm)
+        crossed = cr if crossed is None else crossed | cr
+    # forward: 1 where V_g crossed V_T upward in the bin (at most one spike per bin); backward: the
+    # surrogate derivative of the gate's (or the ionic state's) distance to its threshold
     width = jnp.asarray(spec.surrogate_width, vmax.dtype)
-    fired = spike_fn(vmax - v_t, width)
-    if surrogate == "ionic":  # forward: the gate crossing; backward: the ionic state's distance to the bridge
-        ionic = spike_fn(v_t * (xmax - 1.0), width)
-        fired = jax.lax.stop_gradient(fired) + ionic - jax.lax.stop_gradient(ionic)
-    return s, fired * start_below.astype(vmax.dtype)
+    u = vmax - v_t if surrogate == "gate" else v_t * (xmax - 1.0)
+    g = spike_fn(u, width)
+    return s, jax.lax.stop_gradient(crossed.astype(vmax.dtype) - g) + g
 
 
 def run(amplitudes, p: NeuronParams, spec: Bin = Bin(), state: LayerState | None = None, **options):
