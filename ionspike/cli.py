@@ -333,7 +333,7 @@ def train(
     hidden: int = typer.Option(128, help="Hidden neurons."),
     epochs: int = typer.Option(15, help="Training epochs."),
     batch: int = typer.Option(64, help="Minibatch size."),
-    lr: float = typer.Option(1e-2, help="Peak learning rate (Adam, cosine decay)."),
+    lr: float = typer.Option(3e-2, help="Peak learning rate (Adam, cosine decay)."),
     seed: int = typer.Option(0, help="Seed of weights, device draws, batch order and noise."),
     n_train: Optional[int] = typer.Option(None, help="Use only the first N training samples."),
     n_test: Optional[int] = typer.Option(None, help="Use only the first N test samples."),

@@ -51,7 +51,7 @@ class TrainConfig:
     hidden: int = 128
     epochs: int = 15
     batch: int = 64
-    lr: float = 1e-2
+    lr: float = 3e-2
     seed: int = 0
     bins_per_step: int | None = None   # None: the task's default (TASK_BINS_PER_STEP)
     n_train: int | None = None
