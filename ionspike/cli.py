@@ -405,6 +405,30 @@ def ablate(
 
 
 @app.command()
+def reproduce(
+    out: Path = typer.Option(Path("report"), "--out", "-o", help="Report folder (index.html, summary.json, stages/)."),
+    quick: bool = typer.Option(True, "--quick/--full", help="Quick (minutes on a laptop) or paper-grade settings (hours)."),
+    tiny: bool = typer.Option(False, "--tiny", hidden=True, help="Test scale (seconds per stage)."),
+    measured: Optional[Path] = typer.Option(None, help="Folder of measured data in the shared/data layout (calibration)."),
+    force: bool = typer.Option(False, "--force", help="Rerun finished stages instead of reusing them."),
+):
+    """The whole study: characteristics, energy, published vs ours, calibration, RSNN ablation -> one report."""
+    from ionspike import reproduce as R
+
+    mode = "tiny" if tiny else ("quick" if quick else "full")
+    try:
+        with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=err) as bar:
+            jobs = {name: bar.add_task(f"{name:18s}", total=1.0) for name in R.STAGES}
+            summary = R.run(out, mode=mode, measured=measured, force=force,
+                            progress=lambda name, f: bar.update(jobs[name], completed=f))
+    except IonspikeError as exc:
+        _fail(exc)
+    pub = summary["stages"]["published"]
+    err.print(f"published numbers within tolerance: {pub['passed']}/{pub['total']}; wrote {out}/index.html and summary.json")
+
+
+@app.command()
 def presets(name: Optional[str] = typer.Argument(None, help="Show one preset's resolved parameters (SI).")):
     """List the built-in presets, or show one."""
     import json

@@ -1,0 +1,145 @@
+"""The study's report as one self-contained HTML page (figures embedded as data URIs, data
+files linked relatively), drawn from ``summary.json`` and the stages' saved figures."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ionspike.io import atomic_write
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.7em}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:1em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}.pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;font-weight:600}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}code,pre{background:#f6f8fa;padding:.1em .3em}
+pre{padding:.8em;overflow-x:auto}nav a{margin-right:1em}
+"""
+
+SI = [(1e-18, "aJ"), (1e-15, "fJ"), (1e-12, "pJ"), (1e-9, "nJ"), (1e-6, "µJ"), (1e-3, "mJ"), (1.0, "J")]
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def energy(j) -> str:
+    """An energy in J with an SI prefix from aJ to J."""
+    if j is None:
+        return "–"
+    for scale, unit in SI:
+        if abs(j) < scale * 1000 or unit == "J":
+            return f"{j / scale:.3g} {unit}"
+    return f"{j:.3g} J"
+
+
+def _num(x, unit="") -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, (list, tuple)):
+        return ", ".join(_num(v) for v in x)
+    if isinstance(x, str):
+        return _e(x)
+    if unit == "J":
+        return energy(x)
+    if unit == "s":
+        return f"{x * 1e3:.3g} ms"
+    return f"{x:.3g}"
+
+
+def _img(path: Path, alt: str) -> str:
+    if not path.exists():
+        return f"<p><em>missing figure {_e(path.name)}</em></p>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}"><figcaption>{_e(alt)}</figcaption></figure>'
+
+
+def _link(root: Path, rel: str, text: str | None = None) -> str:
+    return f'<a href="{_e(rel)}">{_e(text or rel)}</a>' if (root / rel).exists() else ""
+
+
+def _published(stage: dict) -> str:
+    rows = "".join(
+        f"<tr><td class=l>{_e(r['quantity'])}</td><td>{_num(r['paper'], r['unit'])}</td><td>{_num(r['ours'], r['unit'])}</td>"
+        f"<td>{_e(r['tolerance'])}</td><td class={'pass' if r['pass'] else 'fail'}>{'pass' if r['pass'] else 'FAIL'}</td>"
+        f"<td class=l>{_e(r['note'])}</td></tr>" for r in stage["rows"])
+    return (f"<p>{stage['passed']} of {stage['total']} published numbers (reference/physics.md §7.6) within their "
+            "stated tolerance; misses stay listed.</p><table><tr><th class=l>quantity</th><th>paper</th><th>ours</th>"
+            f"<th>tolerance</th><th>result</th><th class=l>note</th></tr>{rows}</table>")
+
+
+def _energy_table(chars: dict) -> str:
+    en = chars["metrics"]["energy"]
+    names = sorted(en["energy_per_spike_J"], key=lambda n: -(en["energy_per_spike_J"][n] or 0))
+    rows = "".join(f"<tr><td class=l>{_e(n)}</td><td>{energy(en['energy_per_spike_J'][n])}</td>"
+                   f"<td>{energy(en['output_stage_energy_per_spike_J'][n])}</td><td>{energy(en['total_energy_per_spike_J'][n])}</td>"
+                   f"<td>{en['c_g_F'][n]:.3g} F</td></tr>" for n in names)
+    return ("<table><tr><th class=l>preset</th><th>neuron (input) per spike</th><th>output stage per spike</th>"
+            f"<th>total per spike</th><th>C_g</th></tr>{rows}</table>"
+            f"<p>Paper: ≈{energy(en['paper_65nm_J'])} (65 nm) and ≈{energy(en['paper_3nm_J'])} (3 nm projection).</p>")
+
+
+def _ablation(root: Path, stage: dict) -> str:
+    parts = [f"<p>Settings: <code>{_e(json.dumps(stage['settings']))}</code>, {stage['seeds']} seeds per variant; "
+             f"synapse read energy {energy(stage['read_energy_J'])}. Welch t-test against the full neuron.</p>"]
+    for task, table in stage["table"].items():
+        rows = "".join(
+            f"<tr><td class=l>{_e(v)}</td><td>{s['accuracy_mean']:.3f} ± {(s['accuracy_std'] or 0):.3f}</td>"
+            f"<td>{_num(s['delta_vs_full'])}</td><td>{_num(s['p_value_vs_full'])}</td><td>{s['firing_rate_per_bin']:.4f}</td>"
+            f"<td>{s['spikes_per_sample']:.1f}</td>"
+            + "".join(f"<td>{energy(s['energy_J'].get(p))}</td>" for p in ("paper", "65nm", "3nm"))
+            + f"<td class=l>{_e(s['note'])}</td></tr>" for v, s in table.items())
+        parts.append(f"<h3>{_e(task)}</h3><table><tr><th class=l>variant</th><th>test accuracy</th><th>Δ vs full</th>"
+                     "<th>p</th><th>spikes/bin/neuron</th><th>spikes/sample</th><th>energy/inference paper</th>"
+                     f"<th>65 nm</th><th>3 nm</th><th class=l>note</th></tr>{rows}</table>")
+    for f in stage["figures"]:
+        parts.append(_img(root / f, f.replace("_", " ").removesuffix(".png")))
+    parts.append(f"<p>Data: {_link(root, stage['csv'])} · {_link(root, 'results.json')}</p>")
+    return "".join(parts)
+
+
+def _calibration(root: Path, stage: dict) -> str:
+    if stage.get("skipped"):
+        return f"<p><em>{_e(stage['note'])}</em></p>"
+    parts = []
+    for kind, fit in stage["fits"].items():
+        ks = ", ".join(f"{k} {v:.3f}" for k, v in fit["ks"].items())
+        fitted = ", ".join(f"{k} = {v:.4g}" for k, v in fit["fitted"].items() if isinstance(v, (int, float)))
+        parts.append(f"<h3>{_e(kind)} ({_e(fit['file'])})</h3><p>KS distances: {_e(ks)}</p><p>Fitted: {_e(fitted)}</p>")
+        parts += [_img(root / f, f) for f in fit["figures"]]
+        parts.append(f"<p>{_link(root, kind + '/preset.toml')} · {_link(root, kind + '/fit.json')}</p>")
+    return "".join(parts)
+
+
+def write_report(root: Path, summary: dict) -> Path:
+    """Write ``root/index.html`` from ``summary`` and the figures under ``root/stages``."""
+    root = Path(root)
+    st = summary["stages"]
+    d = {n: root / "stages" / n for n in st}
+    chars = st["characteristics"]
+    char_figs = "".join(_img(d["characteristics"] / f, f.removesuffix(".png").replace("_", " ")) for f in chars["figures"])
+    char_data = " · ".join(_link(root, f"stages/characteristics/{f.removesuffix('.png')}.nc")
+                           for f in chars["figures"] if f != "summary.png")
+    env = summary["environment"]
+    versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
+    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ionspike report</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>
+<h1>ionspike: the 1M1T1R neuron study</h1>
+<p>ionspike {_e(summary['ionspike_version'])}, --{_e(summary['mode'])} settings. Command:</p><pre>{_e(summary['command'])}</pre>
+<nav><a href="#characteristics">characteristics</a><a href="#energy">energy</a><a href="#published">published vs ours</a>
+<a href="#calibration">calibration</a><a href="#ablation">RSNN ablation</a><a href="#parameters">parameters</a></nav>
+<h2 id="characteristics">The six characteristics (paper preset)</h2>{char_figs}<p>Data: {char_data}</p>
+<h3>Stochastic threshold of the <code>stochastic</code> preset</h3>{_img(d['stochastic_preset'] / 'stochasticity.png', 'stochasticity, stochastic preset')}
+<h2 id="energy">Energy per spike, pJ to aJ</h2>{_energy_table(chars)}
+<h2 id="published">Published numbers against ours</h2>{_published(st['published'])}
+<h2 id="calibration">Calibration on measured data</h2>{_calibration(d['calibration'], st['calibration'])}
+<h2 id="ablation">RSNN of 1M1T1R neurons: ablation of each characteristic</h2>{_ablation(d['ablation'], st['ablation'])}
+<h2 id="parameters">Parameters and versions</h2>
+<p>Python {_e(env['python'])} on {_e(env['platform'])}, {env['cpu_count']} CPU cores; {_e(versions)}.</p>
+<p>Presets used (SI units):</p><pre>{_e(json.dumps(summary['parameters'], indent=1))}</pre>
+<p>All results as data: {_link(root, 'summary.json')}.</p></body></html>"""
+    return atomic_write(root / "index.html", lambda p: p.write_text(body, encoding="utf-8"))

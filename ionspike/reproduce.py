@@ -1,0 +1,226 @@
+"""The whole study in one call: characteristics and energy, the published-numbers table,
+calibration on measured data, and the RSNN ablation; cached per stage, resumable, into one report.
+
+Layout of ``out``::
+
+    out/REPORT.json                 marker: ionspike version and mode (refuses a foreign folder)
+    out/stages/<stage>/stage.json   a finished stage's results (written last, atomically)
+    out/stages/<stage>/...          its data (.nc, .json, .csv) and figures (.png)
+    out/summary.json                every stage's results (no timings: identical when resumed)
+    out/timing.json                 seconds per stage of the last run
+    out/index.html                  the report (figures embedded, data linked)
+
+A stage whose ``stage.json`` exists is skipped unless ``force``; stages resume inside too
+(each protocol of the characteristics, each training run of the ablation), and every random
+draw is seeded, so an interrupted run ends with the same ``summary.json`` as an uninterrupted one.
+Nothing is written outside ``out``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from ionspike import __version__, io, published
+from ionspike.errors import IonspikeError, ParameterError
+
+STAGES = ("characteristics", "stochastic_preset", "published", "calibration", "ablation")
+MARKER = "REPORT.json"
+# per mode: trials of the stochastic protocols (None: the protocols' defaults), the ablation study
+MODES = {
+    "tiny": {"trials": 8, "ablation": {"tasks": ["digits"], "variants": ["full", "no_ip", "lif"], "seeds": 2,
+                                       "settings": {"hidden": 8, "epochs": 1, "n_train": 64, "n_test": 32}},
+             "calibration": {"steps": 2, "restarts": 1, "rounds": 1}},
+    "quick": {"trials": None, "ablation": {"tasks": ["mnist1d"], "variants": ["all"], "seeds": 3,
+                                           "settings": {"hidden": 48, "epochs": 2, "n_train": 640, "n_test": 300}},
+              "calibration": {"steps": 10, "restarts": 1, "rounds": 1}},
+    "full": {"trials": 2000, "ablation": {"tasks": ["all"], "variants": ["all"], "seeds": 5, "mode": "full",
+                                          "settings": {}},
+             "calibration": {}},
+}
+
+
+class ReportError(IonspikeError, ValueError):
+    """``--out`` cannot hold this report."""
+
+
+def prepare(out: str | Path, mode: str) -> Path:
+    """Check and create ``out``; refuse a file, an unwritable folder, a foreign non-empty folder
+    or a report of another ionspike version or mode."""
+    if mode not in MODES:
+        raise ParameterError(f"mode = {mode!r} is unknown: allowed {', '.join(MODES)}")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ReportError(f"--out {str(path)!r} is an existing file: allowed a directory path")
+    marker = path / MARKER
+    if path.is_dir() and any(path.iterdir()) and not marker.exists():
+        raise ReportError(f"--out {str(path)!r} is a non-empty folder that holds no ionspike report ({MARKER} missing): "
+                          "choose an empty or new folder")
+    if marker.exists():
+        try:
+            info = json.loads(marker.read_text())
+        except (OSError, ValueError) as exc:
+            raise ReportError(f"--out {str(path)!r}: {MARKER} is unreadable ({exc})") from None
+        if info.get("version") != __version__:
+            raise ReportError(f"--out {str(path)!r} holds a report of ionspike {info.get('version')!r}; this is "
+                              f"{__version__!r}: choose another folder (results of two versions are not mixed)")
+        if info.get("mode") != mode:
+            raise ReportError(f"--out {str(path)!r} holds a --{info.get('mode')} report; this run is --{mode}: "
+                              "choose another folder")
+    path = io.prepare_out_dir(path)
+    if not marker.exists():
+        io.write_json(marker, {"version": __version__, "mode": mode})
+    return path
+
+
+# ----------------------------------------------------------------------------- stages
+def _characteristics(folder: Path, mode: str, ctx: dict, progress) -> dict:
+    from ionspike import protocols
+    from ionspike.report import characteristics as figs
+
+    metrics, datasets = {}, {}
+    names = protocols.names()
+    for i, name in enumerate(names):
+        done = folder / f"{name}.json"
+        if not done.exists():
+            ds, m = protocols.run(name, "paper", trials=MODES[mode]["trials"], seed=0)
+            io.write_netcdf(folder / f"{name}.nc", ds)
+            figs.plot(name, io.read_netcdf(folder / f"{name}.nc"), folder / name)
+            io.write_json(done, m)
+        metrics[name] = json.loads(done.read_text())
+        datasets[name] = io.read_netcdf(folder / f"{name}.nc")
+        progress((i + 1) / len(names))
+    figs.summary(datasets, folder / "summary.png")
+    return {"preset": "paper", "metrics": metrics, "figures": [f"{n}.png" for n in names] + ["summary.png"]}
+
+
+def _stochastic_preset(folder: Path, mode: str, ctx: dict, progress) -> dict:
+    from ionspike import protocols
+    from ionspike.report import characteristics as figs
+
+    ds, m = protocols.run("stochasticity", "stochastic", trials=MODES[mode]["trials"], seed=0)
+    io.write_netcdf(folder / "stochasticity.nc", ds)
+    figs.plot("stochasticity", io.read_netcdf(folder / "stochasticity.nc"), folder / "stochasticity")
+    progress(1.0)
+    return {"preset": "stochastic", "metrics": {"stochasticity": m}, "figures": ["stochasticity.png"]}
+
+
+def _published(folder: Path, mode: str, ctx: dict, progress) -> dict:
+    rows = published.compare(ctx["characteristics"]["metrics"], ctx["stochastic_preset"]["metrics"])
+    progress(1.0)
+    return {"rows": rows, "passed": sum(r["pass"] for r in rows), "total": len(rows)}
+
+
+def _calibration(folder: Path, mode: str, ctx: dict, progress) -> dict:
+    measured = ctx.get("measured")
+    if measured is None:
+        progress(1.0)
+        return {"skipped": True, "note": "no --measured folder given: calibration skipped (pass a folder in the "
+                                         "layout of shared/data, with dm_symmetric_dc_sweeps.npz and/or dm_pulse_*.npz)"}
+    from ionspike import calibrate
+    from ionspike.report import calibration as figs
+
+    root = Path(measured)
+    if not root.is_dir():
+        raise ParameterError(f"--measured {str(root)!r} is not a folder: allowed a folder in the shared/data layout")
+    sweeps = sorted(root.glob("*dc_sweeps*.npz"))
+    pulses = sorted(root.glob("*pulse*.npz"))
+    if not sweeps and not pulses:
+        raise ParameterError(f"--measured {str(root)!r} holds no *dc_sweeps*.npz or *pulse*.npz file")
+    options = calibrate.FitOptions(seed=0, **MODES[mode]["calibration"])
+    out, jobs = {"skipped": False, "fits": {}}, [(p, "dc-sweeps") for p in sweeps[:1]] + [(p, "pulses") for p in pulses[:1]]
+    for i, (path, kind) in enumerate(jobs):
+        sub = folder / kind
+        if kind == "dc-sweeps":
+            fit = calibrate.fit_dc_sweeps(calibrate.load_dc_sweeps(path), base="paper", options=options)
+        else:
+            # the shared pulse data: ~22 kOhm series resistor (shared/data/README.md)
+            fit = calibrate.fit_pulses(calibrate.load_pulse_trials(path), r_series=22e3, base="paper", options=options)
+        calibrate.write(fit, sub, source=path.name, base="paper")
+        figs.plot(sub)
+        out["fits"][kind] = {"file": path.name, "ks": fit.ks, "fitted": fit.fitted,
+                             "figures": [f"{kind}/{p.name}" for p in sorted(sub.glob("*.png"))]}
+        progress((i + 1) / len(jobs))
+    return out
+
+
+def _ablation(folder: Path, mode: str, ctx: dict, progress) -> dict:
+    from ionspike.network import ablate as A
+    from ionspike.report import network as figs
+
+    spec = MODES[mode]["ablation"]
+    results = A.ablate(spec["tasks"], spec["variants"], spec["seeds"], mode=spec.get("mode", "quick"), out=folder,
+                       overrides=spec["settings"], progress=lambda d, n, label: progress(d / n))
+    figs.plot_ablation(folder / "results.json", folder)
+    table = {t: {v: {k: s[k] for k in ("accuracy_mean", "accuracy_std", "accuracy", "p_value_vs_full", "delta_vs_full",
+                                        "firing_rate_per_bin", "spikes_per_sample", "note")}
+                 | {"energy_J": {p: e["total_J"] for p, e in s["energy"]["per_preset"].items()},
+                    "neuron_energy_J": {p: e["neurons_J"] for p, e in s["energy"]["per_preset"].items()}}
+                 for v, s in entry["variants"].items()} for t, entry in results["tasks"].items()}
+    return {"settings": results["settings"], "seeds": results["seeds"], "table": table,
+            "spike_energy_J": results["spike_energy_J"], "read_energy_J": results["read_energy_J"],
+            "figures": ["accuracy_by_variant.png", "learning_curves.png", "raster.png"], "csv": "results.csv"}
+
+
+RUNNERS = {"characteristics": _characteristics, "stochastic_preset": _stochastic_preset, "published": _published,
+           "calibration": _calibration, "ablation": _ablation}
+
+
+def run(out: str | Path = "report", *, mode: str = "quick", measured: str | Path | None = None, force: bool = False,
+        progress: Callable[[str, float], None] | None = None, command: str | None = None) -> dict:
+    """Run (or resume) every stage into ``out`` and write ``summary.json`` and ``index.html``."""
+    if measured is not None and not Path(measured).is_dir():
+        raise ParameterError(f"--measured {str(measured)!r} is not a folder: allowed a folder in the shared/data layout")
+    root = prepare(out, mode)
+    command = command or " ".join(shlex.quote(a) for a in ["ionspike", *sys.argv[1:]])
+    ctx: dict = {"measured": None if measured is None else str(Path(measured).resolve())}
+    timing = {}
+    for name in STAGES:
+        folder = io.prepare_out_dir(root / "stages" / name)
+        done = folder / "stage.json"
+        t0 = time.perf_counter()
+        if done.exists() and not force:
+            result = json.loads(done.read_text())
+        else:
+            result = io.jsonable(RUNNERS[name](folder, mode, ctx, lambda f, n=name: progress and progress(n, f)))
+            io.write_json(done, result)
+            result = json.loads(done.read_text())
+        if progress:
+            progress(name, 1.0)
+        ctx[name] = result
+        timing[name] = time.perf_counter() - t0
+    summary = {"ionspike_version": __version__, "mode": mode, "command": command,
+               "measured": None if measured is None else Path(measured).name,
+               "environment": _environment(), "parameters": _parameters(), "stages": {n: ctx[n] for n in STAGES}}
+    io.write_json(root / "summary.json", summary)
+    summary = json.loads((root / "summary.json").read_text())
+    io.write_json(root / "timing.json", {"seconds": timing})
+    from ionspike.report.html import write_report
+
+    write_report(root, summary)
+    return summary
+
+
+def _parameters() -> dict:
+    """The presets the study uses, resolved, SI."""
+    from ionspike import presets
+
+    return io.jsonable({n: presets.load(n).params.to_dict() for n in ("paper", "stochastic", "65nm", "3nm")})
+
+
+def _environment() -> dict:
+    import importlib.metadata as md
+
+    versions = {}
+    for pkg in ("jax", "jaxlib", "numpy", "scipy", "xarray", "optax", "matplotlib", "mnist1d", "scikit-learn"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    return {"python": sys.version.split()[0], "packages": versions, "platform": sys.platform,
+            "cpu_count": os.cpu_count()}

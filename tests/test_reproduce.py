@@ -1,0 +1,121 @@
+"""`ionspike reproduce`: the whole study into one report; resumable; checked in a real browser (issue 7)."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ionspike import __version__
+from ionspike import reproduce as R
+from ionspike.cli import app
+
+CLI = [sys.executable, "-m", "ionspike.cli"]
+
+
+def _run(out: Path, cwd: Path, **kw):
+    return subprocess.Popen([*CLI, "reproduce", "--tiny", "--out", str(out)], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _links(html: str) -> list[str]:
+    return [u for u in re.findall(r'(?:href|src)="([^"]+)"', html) if not u.startswith(("data:", "#", "http"))]
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _browser_check(index: Path, tmp: Path) -> None:
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing under CI=true: .ci/run installs it")
+        pytest.skip("chromium not installed (CI installs it)")
+    shot = tmp / "shot.png"
+    proc = subprocess.run([exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                           "--log-level=0", f"--user-data-dir={tmp / 'profile'}", "--window-size=1200,3000",
+                           f"--screenshot={shot}", index.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln or "Uncaught" in ln]   # any console message
+    assert not console, console
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)
+    assert img.shape[0] > 500 and img[..., :3].std() > 0.05          # not blank: text, tables and figures
+
+
+@pytest.mark.slow
+def test_reproduce_writes_a_report_and_resumes_to_the_same_summary(tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    whole = cwd / "whole"
+    p = _run(whole, cwd)
+    assert p.wait(timeout=900) == 0, p.stderr.read()
+    # interrupted inside the characteristics stage (after its second protocol), then rerun
+    part = cwd / "part"
+    p = _run(part, cwd, start_new_session=True)
+    stage = part / "stages" / "characteristics"
+    t0 = time.time()
+    while len(list(stage.glob("*.json"))) < 2 and p.poll() is None and time.time() - t0 < 600:
+        time.sleep(0.2)
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (part / "summary.json").exists() and not (stage / "stage.json").exists()
+    p = _run(part, cwd)
+    assert p.wait(timeout=900) == 0, p.stderr.read()
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, part))
+    assert a.pop("command") != b.pop("command")                      # they differ only by --out
+    assert a == b
+    # the report: every stage, links that resolve, nothing written outside --out
+    assert set(a["stages"]) == set(R.STAGES)
+    assert a["stages"]["calibration"]["skipped"] is True
+    assert a["stages"]["published"]["total"] >= 15
+    assert set(a["stages"]["ablation"]["table"]["digits"]) == {"full", "no_ip", "lif"}
+    html = (whole / "index.html").read_text()
+    links = _links(html)
+    assert links and all((whole / u).exists() for u in links), [u for u in links if not (whole / u).exists()]
+    for section in ("characteristics", "energy", "published", "calibration", "ablation", "parameters"):
+        assert f'id="{section}"' in html
+    assert html.count("data:image/png;base64,") >= 10
+    assert sorted(x.name for x in cwd.iterdir()) == ["part", "whole"]
+    _browser_check(whole / "index.html", tmp_path)
+
+
+def test_bad_out_folders_are_refused_with_a_clear_error(tmp_path):
+    runner = CliRunner()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(a_file)])
+    assert r.exit_code == 2 and "is an existing file" in r.output
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.md").write_text("mine")
+    r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(foreign)])
+    assert r.exit_code == 2 and "holds no ionspike report" in r.output
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.md"]       # untouched
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / R.MARKER).write_text(json.dumps({"version": "0.0.1", "mode": "tiny"}))
+    r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(old)])
+    assert r.exit_code == 2 and "ionspike '0.0.1'" in r.output and __version__ in r.output
+    other_mode = tmp_path / "quick"
+    other_mode.mkdir()
+    (other_mode / R.MARKER).write_text(json.dumps({"version": __version__, "mode": "quick"}))
+    r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(other_mode)])
+    assert r.exit_code == 2 and "--quick report" in r.output
+    r = runner.invoke(app, ["reproduce", "--tiny", "--out", "/proc/ionspike-report"])   # not creatable, even for root
+    assert r.exit_code == 2 and "cannot be created" in r.output
+    r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(tmp_path / "new"), "--measured", str(a_file)])
+    assert r.exit_code == 2 and "--measured" in r.output and "not a folder" in r.output
