@@ -333,11 +333,12 @@ def train(
     hidden: int = typer.Option(128, help="Hidden neurons."),
     epochs: int = typer.Option(15, help="Training epochs."),
     batch: int = typer.Option(64, help="Minibatch size."),
-    lr: float = typer.Option(3e-2, help="Peak learning rate (Adam, cosine decay)."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam, cosine decay); default per neuron model."),
     seed: int = typer.Option(0, help="Seed of weights, device draws, batch order and noise."),
     n_train: Optional[int] = typer.Option(None, help="Use only the first N training samples."),
     n_test: Optional[int] = typer.Option(None, help="Use only the first N test samples."),
     bins_per_step: Optional[int] = typer.Option(None, help="Device bins (1 ms on / 1 ms off) per input step (default: the task's)."),
+    substeps: str = typer.Option("16,8", help="Midpoint sub-steps of the 1M1T1R cell per pulse phase, ON,OFF."),
 ):
     """Train an RSNN by BPTT; checkpoints every epoch and resumes from DIR/checkpoint.npz."""
     import ionspike as isp
@@ -346,8 +347,13 @@ def train(
     from ionspike.report import network as figs
 
     try:
+        try:
+            on, off = (int(v) for v in substeps.split(","))
+        except ValueError:
+            raise isp.ParameterError(f"--substeps {substeps!r}: expected two integers ON,OFF, e.g. 16,8") from None
         config = T.TrainConfig(task=task, neuron=neuron, variant=variant, preset=preset, hidden=hidden, epochs=epochs,
-                               batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step)
+                               batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step,
+                               substeps_on=on, substeps_off=off)
         isp.presets.load(preset)
         io.prepare_out_dir(out)
         with _epoch_bar(epochs, "train") as bar:

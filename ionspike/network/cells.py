@@ -98,7 +98,7 @@ class LIFCell:
 
     ``tau_mem`` in seconds; ``T`` = ``bin.period``. With ``tau_adapt`` and ``beta_adapt`` > 0
     it is the ALIF of Bellec et al. (2018): threshold ``1 + beta_adapt a``,
-    ``a <- e^{-T/tau_adapt} a + s``.
+    ``a <- rho a + (1 - rho) s``, ``rho = e^{-T/tau_adapt}`` (Bellec's normalisation).
     """
 
     bin: Bin = field(default_factory=Bin)
@@ -129,7 +129,7 @@ class LIFCell:
         v = decay * state.v + drive
         s = spike_fn(v - threshold, jnp.asarray(self.surrogate_width, v.dtype))
         v = v - jax.lax.stop_gradient(threshold) * s
-        return LIFState(v, rho * state.a + s if self.beta_adapt > 0 else state.a), s
+        return LIFState(v, rho * state.a + (1.0 - rho) * s if self.beta_adapt > 0 else state.a), s
 
 
 def ALIFCell(bin: Bin = Bin(), tau_mem: float = 20e-3, tau_adapt: float = 200e-3, beta_adapt: float = 1.8,
