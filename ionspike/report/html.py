@@ -58,8 +58,9 @@ def _img(path: Path, alt: str) -> str:
     return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}"><figcaption>{_e(alt)}</figcaption></figure>'
 
 
-def _link(root: Path, rel: str, text: str | None = None) -> str:
-    return f'<a href="{_e(rel)}">{_e(text or rel)}</a>' if (root / rel).exists() else ""
+def _link(folder: Path, rel: str, text: str | None = None, prefix: str = "") -> str:
+    """A link to ``folder/rel`` written relative to the report root as ``prefix + rel`` (empty if absent)."""
+    return f'<a href="{_e(prefix + rel)}">{_e(text or rel)}</a>' if (folder / rel).exists() else ""
 
 
 def _published(stage: dict) -> str:
@@ -98,7 +99,8 @@ def _ablation(root: Path, stage: dict) -> str:
                      f"<th>65 nm</th><th>3 nm</th><th class=l>note</th></tr>{rows}</table>")
     for f in stage["figures"]:
         parts.append(_img(root / f, f.replace("_", " ").removesuffix(".png")))
-    parts.append(f"<p>Data: {_link(root, stage['csv'])} · {_link(root, 'results.json')}</p>")
+    prefix = "stages/ablation/"
+    parts.append(f"<p>Data: {_link(root, stage['csv'], prefix=prefix)} · {_link(root, 'results.json', prefix=prefix)}</p>")
     return "".join(parts)
 
 
@@ -111,7 +113,8 @@ def _calibration(root: Path, stage: dict) -> str:
         fitted = ", ".join(f"{k} = {v:.4g}" for k, v in fit["fitted"].items() if isinstance(v, (int, float)))
         parts.append(f"<h3>{_e(kind)} ({_e(fit['file'])})</h3><p>KS distances: {_e(ks)}</p><p>Fitted: {_e(fitted)}</p>")
         parts += [_img(root / f, f) for f in fit["figures"]]
-        parts.append(f"<p>{_link(root, kind + '/preset.toml')} · {_link(root, kind + '/fit.json')}</p>")
+        prefix = "stages/calibration/"
+        parts.append(f"<p>{_link(root, kind + '/preset.toml', prefix=prefix)} · {_link(root, kind + '/fit.json', prefix=prefix)}</p>")
     return "".join(parts)
 
 
