@@ -37,7 +37,7 @@ MODES = {
                                        "settings": {"hidden": 8, "epochs": 1, "n_train": 64, "n_test": 32}},
              "calibration": {"steps": 2, "restarts": 1, "rounds": 1}},
     "quick": {"trials": None, "ablation": {"tasks": ["mnist1d"], "variants": ["all"], "seeds": 3,
-                                           "settings": {"hidden": 48, "epochs": 2, "n_train": 640, "n_test": 300}},
+                                           "settings": {}},   # `ionspike ablate`'s quick settings (5.5 min)
               "calibration": {"steps": 10, "restarts": 1, "rounds": 1}},
     "full": {"trials": 2000, "ablation": {"tasks": ["all"], "variants": ["all"], "seeds": 5, "mode": "full",
                                           "settings": {}},
