@@ -120,6 +120,21 @@ def test_without_noise_or_spread_firing_is_a_step():
     assert all(cv in (None, 0.0) or cv < 1e-9 for cv in m["delay_cv"].values())
 
 
+def test_stochasticity_figure_draws_a_wilson_bound_a_rounding_error_past_p(tmp_path):
+    """Found by `reproduce`: at p = 0 or 1 the Wilson bound can lie 1e-17 inside p; the figure
+    must still draw (matplotlib refuses negative error bars)."""
+    from ionspike.report import characteristics as figs
+
+    det = isp.presets.params("stochastic").deterministic()
+    ds, _ = protocols.stochasticity(det, trials=4, amplitudes=(0.8, 1.1), train_trials=2, train_duration=0.02)
+    ci = ds.p_fire_ci.values.copy()
+    ci[:, 0] = np.minimum(ds.p_fire.values + 1e-17, 1.0)       # lower bound a hair above p
+    ci[:, 1] = np.maximum(ds.p_fire.values - 1e-17, 0.0)       # upper bound a hair below p
+    ds["p_fire_ci"] = (ds.p_fire_ci.dims, ci)
+    paths = figs.plot("stochasticity", ds, tmp_path / "stoch")
+    assert all(p.exists() for p in paths)
+
+
 def test_energy_per_spike_from_pj_to_aj():
     _, m = protocols.energy()
     e = m["energy_per_spike_J"]

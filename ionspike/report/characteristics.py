@@ -122,7 +122,9 @@ def stochasticity(ds: xr.Dataset, axes=None):
     levels = ds.level.values
     ci = ds.p_fire_ci.values * 100
     p = ds.p_fire.values * 100
-    axes[0].errorbar(levels, p, yerr=[p - ci[:, 0], ci[:, 1] - p], fmt="o-", capsize=3, label="ionspike (95 % CI)")
+    # Wilson bounds can sit a rounding error inside p at p = 0 or 1: clip the bar lengths at 0
+    yerr = [np.maximum(p - ci[:, 0], 0.0), np.maximum(ci[:, 1] - p, 0.0)]
+    axes[0].errorbar(levels, p, yerr=yerr, fmt="o-", capsize=3, label="ionspike (95 % CI)")
     axes[0].plot(ds.paper_level.values, ds.paper_p_fire.values * 100, "s--", label="paper Fig. 3c,d")
     axes[0].set_xlabel(f"pulse amplitude (V), {ds.attrs['width_s'] * MS:g} ms pulse")
     axes[0].set_ylabel("firing probability (%)")
