@@ -73,7 +73,6 @@ def simulate(
 
 def _ngspice_run(preset, stim, duration, dt, n, seed, deterministic):
     """Export the same neuron(s) and run them in ngspice (the spread is ionspike's draw for ``seed``)."""
-    import ionspike as isp
     from ionspike import spice
     from ionspike.units import parse_quantity
 

@@ -25,14 +25,11 @@ def _drive(variant, amplitude=0.8, on_bins=40, off_bins=60, key=None):
     v = variants.make(variant, P, COARSE)
     p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v.params if key is not None else v.params.deterministic())
     amps = jnp.concatenate([jnp.full((on_bins, 4), amplitude), jnp.zeros((off_bins, 4))]).astype(jnp.float32)
-    states = []
-
     def body(s, a):
         s, spk = neuron.bin_step(s, a, p, COARSE)
         return s, (spk, s.F + s.R, s.R)
 
     _, (spikes, x, r) = jax.lax.scan(body, neuron.rest((4,)), amps)
-    del states
     return np.asarray(spikes), np.asarray(x), np.asarray(r)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -172,11 +171,3 @@ def _write_csv(path: Path, results: dict) -> None:
                    e["3nm"]["total_J"], '"' + s["note"].replace('"', "'") + '"']
             lines.append(",".join(_fmt(x) for x in row))
     atomic_write(path, lambda p: p.write_text("\n".join(lines) + "\n"))
-
-
-def settings_for(mode: str, **overrides) -> dict:
-    return replace_settings(SETTINGS[mode], overrides)
-
-
-def replace_settings(base: dict, overrides: dict) -> dict:
-    return {**base, **{k: v for k, v in overrides.items() if v is not None}}
