@@ -143,6 +143,19 @@ def midpoint_step(F, R, V_g, v_in, p: NeuronParams, h, mu_scale=1.0, hold_feedba
     return jnp.maximum(F + df * h, 0.0), jnp.maximum(R + dr * h, 0.0), v_new, e
 
 
+def langevin_kick(F, R, var_f, var_r, h, n_eff, dW, hold_amplitude: bool = False):
+    """Euler-Maruyama increment of the chemical-Langevin noise over ``h`` s, then ``F, R <- max(., 0)``.
+
+    ``var_f``/``var_r``: the per-quantum variances of :func:`ionspike.device.memristor.ionic_rates`
+    at the step's start; ``dW``: ``(2, ...)`` standard normals. With ``hold_amplitude`` the noise
+    amplitude carries no derivative (network training: the noise is additive in the backward pass).
+    """
+    amp_f, amp_r = jnp.sqrt(var_f * (h / n_eff)), jnp.sqrt(var_r * (h / n_eff))
+    if hold_amplitude:
+        amp_f, amp_r = jax.lax.stop_gradient(amp_f), jax.lax.stop_gradient(amp_r)
+    return jnp.maximum(F + amp_f * dW[0], 0.0), jnp.maximum(R + amp_r * dW[1], 0.0)
+
+
 def step(state: NeuronState, v_in, p: NeuronParams, dt: float, dW, draws: Draws) -> tuple[NeuronState, StepOutput]:
     """Advance every neuron by ``dt`` seconds.
 
@@ -178,8 +191,7 @@ def step(state: NeuronState, v_in, p: NeuronParams, dt: float, dW, draws: Draws)
 
     _, F, R, v_g, energy = jax.lax.while_loop(lambda c: jnp.any(c[0] < k), more, (1.0, F, R, v_g, energy))
     if dW is not None:  # Euler-Maruyama noise, intensity from the state at the start of the step
-        F = jnp.maximum(F + jnp.sqrt(var_f * (dt / p.noise.n_eff)) * dW[0], 0.0)
-        R = jnp.maximum(R + jnp.sqrt(var_r * (dt / p.noise.n_eff)) * dW[1], 0.0)
+        F, R = langevin_kick(F, R, var_f, var_r, dt, p.noise.n_eff, dW)
     v_d, i_d = solve_drain(v_g, state.V_d, p.transistor, c.r_l, c.v_dd, c.c_l, dt)
     i_load = (c.v_dd - v_d) / c.r_l
     dv_d = v_d - state.V_d

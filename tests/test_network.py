@@ -180,6 +180,7 @@ def test_ablate_command_writes_results_table_and_figures(tmp_path, monkeypatch):
     v = res["tasks"]["digits"]["variants"]
     assert set(v) == {"full", "no_ip", "lif"}
     assert v["full"]["seeds"] == 2 and len(v["no_ip"]["accuracy"]) == 2
+    assert res["tasks"]["digits"]["bin_period_s"] == 2e-3                  # paper preset: 1 ms on / 1 ms off
     assert v["no_ip"]["p_value_vs_full"] is None or 0.0 <= v["no_ip"]["p_value_vs_full"] <= 1.0
     assert "beta = 0" in v["no_ip"]["note"]
     for preset in energy.PRESETS:

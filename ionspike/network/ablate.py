@@ -24,7 +24,7 @@ from ionspike.errors import ParameterError
 from ionspike.io import atomic_write, jsonable, prepare_out_dir, write_json
 from ionspike.network import energy as E
 from ionspike.network import tasks, variants
-from ionspike.network.train import TrainConfig, load_task, train
+from ionspike.network.train import TrainConfig, device_bin, load_task, train
 
 BASELINES = ("lif", "alif")
 ALL = variants.VARIANTS + BASELINES
@@ -144,7 +144,8 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
         full_acc = [r["test_accuracy"] for r in per_variant["full"]]
         summary = {v: _summary(runs, None if v == "full" else full_acc, energies, shape)
                    for v, runs in per_variant.items()}
-        results["tasks"][t] = {"description": task.description, "bins_per_sample": bins,
+        period = device_bin(run_config(t, "full", 0, settings, preset)).period
+        results["tasks"][t] = {"description": task.description, "bins_per_sample": bins, "bin_period_s": period,
                                "variants": summary,
                                "runs": {v: [{k: r[k] for k in ("test_accuracy", "spikes_per_sample",
                                                                "firing_rate_per_bin", "history")}

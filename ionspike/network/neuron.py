@@ -32,8 +32,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ionspike.circuit import midpoint_step
+from ionspike.circuit import langevin_kick, midpoint_step
 from ionspike.device.memristor import ionic_rates
+from ionspike.events import upward_crossing
 from ionspike.errors import ParameterError
 from ionspike.params import NeuronParams
 
@@ -102,10 +103,8 @@ def _phase(state: LayerState, v_in, p: NeuronParams, h, n: int, mu_scale=1.0, no
         F_new = jnp.minimum(F_new, jnp.maximum(F, 1.0 - R_new))
         if dW is not None:  # Euler-Maruyama noise from the sub-step's start; its amplitude carries no gradient
             _, _, var_f, var_r = ionic_rates(F, R, v_in - V, p.memristor, mu_scale)
-            scale = jax.lax.stop_gradient(jnp.sqrt(h / p.noise.n_eff))
-            F_new = jnp.maximum(F_new + scale * jax.lax.stop_gradient(jnp.sqrt(var_f)) * dW[0], 0.0)
-            R_new = jnp.maximum(R_new + scale * jax.lax.stop_gradient(jnp.sqrt(var_r)) * dW[1], 0.0)
-        crossed = crossed | jax.lax.stop_gradient((V < v_t) & (V_new >= v_t))
+            F_new, R_new = langevin_kick(F_new, R_new, var_f, var_r, h, p.noise.n_eff, dW, hold_amplitude=True)
+        crossed = crossed | jax.lax.stop_gradient(upward_crossing(V - v_t, V_new - v_t)[0])   # the circuit's spike event
         return (F_new, R_new, V_new, jnp.maximum(vmax, V_new), jnp.maximum(xmax, F_new + R_new), crossed), None
 
     x0 = state.F + state.R

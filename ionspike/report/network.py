@@ -81,10 +81,12 @@ def raster(results: dict, path: Path) -> Path:
     names = [t for t in results["tasks"] if results["tasks"][t].get("raster") is not None]
     fig, axes = plt.subplots(1, max(len(names), 1), figsize=(5.5 * max(len(names), 1), 3.8), squeeze=False)
     for ax, t in zip(axes[0], names):
-        r = np.asarray(results["tasks"][t]["raster"]).reshape(-1, 2)
-        ax.plot(r[:, 0] * 2.0, r[:, 1], "|", ms=4, color="k")
-        ax.set(xlabel="device time (ms, 2 ms bins)", ylabel="hidden neuron", title=f"{t}: full 1M1T1R neuron, seed 0",
-               xlim=(0, results["tasks"][t]["bins_per_sample"] * 2.0))
+        entry = results["tasks"][t]
+        bin_ms = entry.get("bin_period_s", 2e-3) * 1e3       # device time per bin (saved by the study)
+        r = np.asarray(entry["raster"]).reshape(-1, 2)
+        ax.plot(r[:, 0] * bin_ms, r[:, 1], "|", ms=4, color="k")
+        ax.set(xlabel=f"device time (ms, {bin_ms:g} ms bins)", ylabel="hidden neuron", title=f"{t}: full 1M1T1R neuron, seed 0",
+               xlim=(0, entry["bins_per_sample"] * bin_ms))
     fig.tight_layout()
     return _save(fig, Path(path))
 
