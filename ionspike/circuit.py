@@ -114,6 +114,24 @@ def _gate_step(v_g, v_in, r_d, p: NeuronParams, dt):
     return v_new, energy
 
 
+def ionic_midpoint(F, R, v_m_start, v_m_mid, m, h, mu_scale=1.0, rates=ionic_rates):
+    """One explicit-midpoint step (second order) of the ionic state ``(F, R)`` over ``h`` s.
+
+    ``v_m_start``: the device voltage (V) at the start of the step; ``v_m_mid(F_h, R_h)``: the
+    device voltage at the half step given the half-step state -- the circuit takes it from the
+    gate's half step, a measurement setup from its source and series element. ``rates``: the
+    device law (:func:`ionspike.device.memristor.ionic_rates` or a wrapper with the same
+    signature and forward values). Returns ``(F, R, var_f, var_r, R_h_state)``: the new state,
+    the per-quantum noise variances at the step's start (for :func:`langevin_kick`) and the
+    half-step state ``(F_h, R_h)``.
+    """
+    df0, dr0, var_f, var_r = rates(F, R, v_m_start, m, mu_scale)
+    F_h = jnp.maximum(F + df0 * 0.5 * h, 0.0)
+    R_h = jnp.maximum(R + dr0 * 0.5 * h, 0.0)
+    df, dr, _, _ = rates(F_h, R_h, v_m_mid(F_h, R_h), m, mu_scale)
+    return jnp.maximum(F + df * h, 0.0), jnp.maximum(R + dr * h, 0.0), var_f, var_r, (F_h, R_h)
+
+
 def midpoint_step(F, R, V_g, v_in, p: NeuronParams, h, mu_scale=1.0, hold_feedback: bool = False,
                   hold_gate: bool = False, onset_width=None):
     """One explicit-midpoint step (second order) of ``(F, R, V_g)`` over ``h`` s at input ``v_in`` (V).
@@ -127,30 +145,35 @@ def midpoint_step(F, R, V_g, v_in, p: NeuronParams, h, mu_scale=1.0, hold_feedba
     """
     m = p.memristor
 
-    def gap(F, R):
-        return jax.lax.stop_gradient(F + R) if hold_feedback else None
+    def rates(F, R, v_m, m, mu_scale):
+        x_gap = jax.lax.stop_gradient(F + R) if hold_feedback else None
+        return ionic_rates(F, R, v_m, m, mu_scale, x_gap=x_gap, onset_width=onset_width)
 
     def v_m(v_g):
         return v_in - (jax.lax.stop_gradient(v_g) if hold_gate else v_g)
 
-    df0, dr0, _, _ = ionic_rates(F, R, v_m(V_g), m, mu_scale, x_gap=gap(F, R), onset_width=onset_width)
-    F_h = jnp.maximum(F + df0 * 0.5 * h, 0.0)
-    R_h = jnp.maximum(R + dr0 * 0.5 * h, 0.0)
     v_g_h, _ = _gate_step(V_g, v_in, resistance(F + R, m), p, 0.5 * h)
-    r_mid = resistance(F_h + R_h, m)
-    df, dr, _, _ = ionic_rates(F_h, R_h, v_m(v_g_h), m, mu_scale, x_gap=gap(F_h, R_h), onset_width=onset_width)
-    v_new, e = _gate_step(V_g, v_in, r_mid, p, h)
-    return jnp.maximum(F + df * h, 0.0), jnp.maximum(R + dr * h, 0.0), v_new, e
+    F_new, R_new, _, _, (F_h, R_h) = ionic_midpoint(F, R, v_m(V_g), lambda F_h, R_h: v_m(v_g_h), m, h, mu_scale,
+                                                    rates)
+    v_new, e = _gate_step(V_g, v_in, resistance(F_h + R_h, m), p, h)
+    return F_new, R_new, v_new, e
+
+
+# the smallest per-quantum noise variance (1/s): keeps the derivative of the noise amplitude's
+# square root finite where every rate vanishes (no drive, no Ag); an amplitude of ~1e-18 at 1 us steps
+VAR_FLOOR = 1e-30
 
 
 def langevin_kick(F, R, var_f, var_r, h, n_eff, dW, hold_amplitude: bool = False):
     """Euler-Maruyama increment of the chemical-Langevin noise over ``h`` s, then ``F, R <- max(., 0)``.
 
     ``var_f``/``var_r``: the per-quantum variances of :func:`ionspike.device.memristor.ionic_rates`
-    at the step's start; ``dW``: ``(2, ...)`` standard normals. With ``hold_amplitude`` the noise
-    amplitude carries no derivative (network training: the noise is additive in the backward pass).
+    at the step's start (floored at :data:`VAR_FLOOR`); ``dW``: ``(2, ...)`` standard normals.
+    With ``hold_amplitude`` the noise amplitude carries no derivative (the noise is additive in
+    the backward pass).
     """
-    amp_f, amp_r = jnp.sqrt(var_f * (h / n_eff)), jnp.sqrt(var_r * (h / n_eff))
+    amp_f = jnp.sqrt(jnp.maximum(var_f, VAR_FLOOR) * (h / n_eff))
+    amp_r = jnp.sqrt(jnp.maximum(var_r, VAR_FLOOR) * (h / n_eff))
     if hold_amplitude:
         amp_f, amp_r = jax.lax.stop_gradient(amp_f), jax.lax.stop_gradient(amp_r)
     return jnp.maximum(F + amp_f * dW[0], 0.0), jnp.maximum(R + amp_r * dW[1], 0.0)

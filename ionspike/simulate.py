@@ -27,6 +27,7 @@ from ionspike.presets import Preset, load
 from ionspike.solve import Record, Scheme, solve
 from ionspike.stimulus import STEPS_PER_SEGMENT, Stimulus
 from ionspike.units import parse_quantity
+from ionspike.precision import x64
 
 UNITS = {"V_in": "V", "F": "1", "R": "1", "V_g": "V", "V_d": "V", "I_d": "A"}
 LONG_NAMES = {"V_in": "input voltage", "F": "filament", "R": "residue", "V_g": "gate (membrane) voltage",
@@ -117,6 +118,7 @@ def _keys(seed: int):
     return jax.random.split(jax.random.key(seed))
 
 
+@x64
 def device_spread(params: NeuronParams, n: int, seed: int) -> np.ndarray:
     """The per-neuron device-to-device factors of ``mu`` that ``simulate(..., n=n, seed=seed)`` uses."""
     k_spread, _ = _keys(seed)
@@ -139,6 +141,7 @@ class _CascadeStep:
         return circuit.step(state, circuit.cascade_input(v_in, state, params, self.stages), params, dt, dW, draws)
 
 
+@x64
 def simulate(
     params: NeuronParams | Preset | str = "paper",
     stimulus: Stimulus | None = None,

@@ -1,14 +1,17 @@
-"""Shared test settings: float64 on, strict rank promotion, explicit keys."""
+"""Shared test settings: strict rank promotion, explicit keys.
+
+JAX's 64-bit mode is NOT switched on here: ionspike's entry points choose their own precision
+(ionspike.precision), and the tests must see them as a user does. A test that calls a low-level
+law in float64 wraps it in ``with precision.float64():``."""
 
 import os
 
 import jax
 import pytest
 
-jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-import ionspike  # noqa: E402,F401  (sets x64 too)
+import ionspike  # noqa: E402,F401
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from ionspike.calibrate.data import DataError, DCSweeps, PulseTrials
 from ionspike.errors import ParameterError
 from ionspike.params import Memristor, NeuronParams, Noise
 from ionspike.presets import load
+from ionspike.precision import x64
 
 # The DC hold is an event at a step boundary (the source leaving compliance), so autodiff sees no
 # sensitivity in it: the DC fit's gradient is a central difference (noise fixed) of this step in
@@ -423,6 +424,7 @@ def fits_needed(sweeps: DCSweeps, polarity: str = "symmetric", per_polarity: boo
     return 2 if polarity == "symmetric" and per_polarity and both else 1
 
 
+@x64
 def fit_dc_sweeps(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", polarity: str = "symmetric",
                   per_polarity: bool = True, hold: float = 10e-3, compliance: float | None = None,
                   i_on: float = 1e-8, i_off: float = 1e-11, dt: float = 50e-6, options: FitOptions = FitOptions(),
@@ -551,6 +553,7 @@ def on_fraction(trials: PulseTrials, delays: np.ndarray, level: float, t_end: fl
     return out
 
 
+@x64
 def fit_pulses(trials: PulseTrials, *, r_series: float, base: str | NeuronParams = "paper",
                polarity: str | None = None, i_level: float | None = None, dt: float | None = None,
                options: FitOptions = FitOptions(), progress: Callable | None = None) -> Fit:

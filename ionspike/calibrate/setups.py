@@ -36,8 +36,7 @@ from ionspike.calibrate.data import DCSweeps, PulseTrials
 from ionspike.device.memristor import ionic_rates, resistance
 from ionspike.errors import ParameterError
 from ionspike.params import Memristor, Noise
-
-jax.config.update("jax_enable_x64", True)
+from ionspike.precision import x64
 
 COMPLIANCE, SERIES = 0, 1  # how the device voltage follows from the source
 # The switch itself takes less than a step (|I| jumps decades at once), so a crossing time of |I|
@@ -305,6 +304,7 @@ def no_langevin(noise: Noise, deterministic: bool | None = None) -> bool:
     return bool(deterministic) or not np.isfinite(noise.n_eff)
 
 
+@x64
 def simulate_dc_sweeps(m: Memristor, noise: Noise, setup: DCSweep = DCSweep(), *, n_trials: int = 1, seed: int = 0,
                        i_on: float = 1e-8, i_off: float = 1e-11, deterministic: bool | None = None):
     """Simulate ``n_trials`` sweeps; returns ``(DCSweeps, Crossings)`` (crossing times in s from the start).
@@ -320,6 +320,7 @@ def simulate_dc_sweeps(m: Memristor, noise: Noise, setup: DCSweep = DCSweep(), *
     return DCSweeps(voltage=voltage, current=current, time=None, source="simulated"), cross
 
 
+@x64
 def simulate_pulses(m: Memristor, noise: Noise, setup: PulseSetup = PulseSetup(), *, n_trials: int = 1, seed: int = 0,
                     i_level: float = 1e-6, deterministic: bool | None = None):
     """Simulate ``n_trials`` pulse trials; returns ``(PulseTrials, Crossings)``: ``t_on`` is the first

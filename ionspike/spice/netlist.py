@@ -31,6 +31,7 @@ from ionspike import __version__
 from ionspike.errors import IonspikeError
 from ionspike.params import EKV, NeuronParams, SquareLaw
 from ionspike.stimulus import DC, PulseTrain, Sampled, Stimulus, Triangle
+from ionspike.precision import x64
 
 EDGE_S = 1e-9          # rise/fall time of exported pulse edges
 SUBCKT = "neuron1m1t1r"
@@ -88,6 +89,7 @@ def _source(stim: Stimulus, i: int, duration: float) -> str:
     raise SpiceError(f"stimulus {type(stim).__name__} has no ngspice form")
 
 
+@x64
 def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: float, n: int = 1,
             mu_scale=None, model: str = "mosfet", title: str = "", save_all: bool = True) -> str:
     """An ngspice deck of ``n`` copies of the neuron (SI units throughout).

@@ -17,6 +17,7 @@ from ionspike import circuit
 from ionspike.errors import IonspikeError
 from ionspike.events import crossing_times
 from ionspike.params import NeuronParams
+from ionspike.precision import x64
 
 INSTALL_HINT = ("install ngspice: 'apt-get install ngspice' (Debian/Ubuntu), 'brew install ngspice' (macOS) or "
                 "'conda install -c conda-forge ngspice'; or point IONSPIKE_NGSPICE at the executable")
@@ -128,6 +129,7 @@ def to_dataset(t, cols, p: NeuronParams, *, n: int, per_copy_input: bool, attrs:
     return ds
 
 
+@x64
 def run(text: str, params: NeuronParams, *, n: int, per_copy_input: bool = False, attrs: dict | None = None,
         timeout: float = 3600.0) -> xr.Dataset:
     """Run an exported netlist with the real ngspice and return the :func:`ionspike.simulate` schema.
@@ -143,6 +145,7 @@ def run(text: str, params: NeuronParams, *, n: int, per_copy_input: bool = False
     return to_dataset(t, cols, params, n=n, per_copy_input=per_copy_input, attrs=base)
 
 
+@x64
 def validate(params, stimulus, *, duration: float, dt: float | None = None, n: int = 1, seed: int = 0,
              model: str = "mosfet") -> tuple[dict, xr.Dataset, xr.Dataset]:
     """Run ionspike and ngspice on the same circuit and input; report their agreement.
