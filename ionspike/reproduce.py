@@ -3,7 +3,7 @@ calibration on measured data, and the RSNN ablation; cached per stage, resumable
 
 Layout of ``out``::
 
-    out/REPORT.json                 marker: ionspike version and mode (refuses a foreign folder)
+    out/.ionspike.json              marker: command, ionspike version and mode (refuses a foreign folder)
     out/stages/<stage>/stage.json   a finished stage's results (written last, atomically)
     out/stages/<stage>/...          its data (.nc, .json, .csv) and figures (.png)
     out/summary.json                every stage's results (no timings: identical when resumed)
@@ -13,7 +13,7 @@ Layout of ``out``::
 A stage whose ``stage.json`` exists is skipped unless ``force``; stages resume inside too
 (each protocol of the characteristics, each training run of the ablation), and every random
 draw is seeded, so an interrupted run ends with the same ``summary.json`` as an uninterrupted one.
-Nothing is written outside ``out``.
+Nothing is written outside ``out`` (the output policy of :class:`ionspike.io.OutputFolder`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Callable
 
 from ionspike import __version__, io, published
-from ionspike.errors import IonspikeError, ParameterError
+from ionspike.errors import ParameterError
 
 STAGES = ("characteristics", "stochastic_preset", "published", "calibration", "ablation")
-MARKER = "REPORT.json"
+MARKER = io.MARKER   # the output policy's marker: command kind, ionspike version, mode
 # per mode: trials of the stochastic protocols (None: the protocols' defaults), the ablation study
 MODES = {
     "tiny": {"trials": 8, "ablation": {"tasks": ["digits"], "variants": ["full", "no_ip", "lif"], "seeds": 2,
@@ -45,37 +45,15 @@ MODES = {
 }
 
 
-class ReportError(IonspikeError, ValueError):
-    """``--out`` cannot hold this report."""
-
-
-def prepare(out: str | Path, mode: str) -> Path:
-    """Check and create ``out``; refuse a file, an unwritable folder, a foreign non-empty folder
-    or a report of another ionspike version or mode."""
+def output_folder(out: str | Path, mode: str, *, force: bool = False) -> io.OutputFolder:
+    """The report's folder under the output policy of every command (:class:`ionspike.io.OutputFolder`):
+    a new, empty or earlier report folder of the same ionspike version and mode (resumed); a file,
+    a link, a foreign non-empty folder or another version's or mode's report is refused unless
+    ``force``. Resumable: a failed run keeps its finished stages and removes only empty folders it made."""
     if mode not in MODES:
         raise ParameterError(f"mode = {mode!r} is unknown: allowed {', '.join(MODES)}")
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise ReportError(f"--out {str(path)!r} is an existing file: allowed a directory path")
-    marker = path / MARKER
-    if path.is_dir() and any(path.iterdir()) and not marker.exists():
-        raise ReportError(f"--out {str(path)!r} is a non-empty folder that holds no ionspike report ({MARKER} missing): "
-                          "choose an empty or new folder")
-    if marker.exists():
-        try:
-            info = json.loads(marker.read_text())
-        except (OSError, ValueError) as exc:
-            raise ReportError(f"--out {str(path)!r}: {MARKER} is unreadable ({exc})") from None
-        if info.get("version") != __version__:
-            raise ReportError(f"--out {str(path)!r} holds a report of ionspike {info.get('version')!r}; this is "
-                              f"{__version__!r}: choose another folder (results of two versions are not mixed)")
-        if info.get("mode") != mode:
-            raise ReportError(f"--out {str(path)!r} holds a --{info.get('mode')} report; this run is --{mode}: "
-                              "choose another folder")
-    path = io.prepare_out_dir(path)
-    if not marker.exists():
-        io.write_json(marker, {"version": __version__, "mode": mode})
-    return path
+    return io.OutputFolder(out, "reproduce", force=force, resumable=True,
+                           identity={"ionspike_version": __version__, "mode": mode})
 
 
 # ----------------------------------------------------------------------------- stages
@@ -173,36 +151,40 @@ RUNNERS = {"characteristics": _characteristics, "stochastic_preset": _stochastic
 
 def run(out: str | Path = "report", *, mode: str = "quick", measured: str | Path | None = None, force: bool = False,
         progress: Callable[[str, float], None] | None = None, command: str | None = None) -> dict:
-    """Run (or resume) every stage into ``out`` and write ``summary.json`` and ``index.html``."""
+    """Run (or resume) every stage into ``out`` and write ``summary.json`` and ``index.html``.
+
+    ``force`` reruns every stage (finished ones too) and accepts a folder that holds something
+    other than this report."""
     if measured is not None and not Path(measured).is_dir():
         raise ParameterError(f"--measured {str(measured)!r} is not a folder: allowed a folder in the shared/data layout")
-    root = prepare(out, mode)
+    folder = output_folder(out, mode, force=force)
     command = command or " ".join(shlex.quote(a) for a in ["ionspike", *sys.argv[1:]])
     ctx: dict = {"measured": None if measured is None else str(Path(measured).resolve())}
     timing = {}
-    for name in STAGES:
-        folder = io.prepare_out_dir(root / "stages" / name)
-        done = folder / "stage.json"
-        t0 = time.perf_counter()
-        if done.exists() and not force:
-            result = json.loads(done.read_text())
-        else:
-            result = io.jsonable(RUNNERS[name](folder, mode, ctx, lambda f, n=name: progress and progress(n, f)))
-            io.write_json(done, result)
-            result = json.loads(done.read_text())
-        if progress:
-            progress(name, 1.0)
-        ctx[name] = result
-        timing[name] = time.perf_counter() - t0
-    summary = {"ionspike_version": __version__, "mode": mode, "command": command,
-               "measured": None if measured is None else Path(measured).name,
-               "environment": _environment(), "parameters": _parameters(), "stages": {n: ctx[n] for n in STAGES}}
-    io.write_json(root / "summary.json", summary)
-    summary = json.loads((root / "summary.json").read_text())
-    io.write_json(root / "timing.json", {"seconds": timing})
-    from ionspike.report.html import write_report
+    with folder as root:
+        for name in STAGES:
+            stage = io.prepare_out_dir(root / "stages" / name)
+            done = stage / "stage.json"
+            t0 = time.perf_counter()
+            if done.exists() and not force:
+                result = json.loads(done.read_text())
+            else:
+                result = io.jsonable(RUNNERS[name](stage, mode, ctx, lambda f, n=name: progress and progress(n, f)))
+                io.write_json(done, result)
+                result = json.loads(done.read_text())
+            if progress:
+                progress(name, 1.0)
+            ctx[name] = result
+            timing[name] = time.perf_counter() - t0
+        summary = {"ionspike_version": __version__, "mode": mode, "command": command,
+                   "measured": None if measured is None else Path(measured).name,
+                   "environment": _environment(), "parameters": _parameters(), "stages": {n: ctx[n] for n in STAGES}}
+        io.write_json(root / "summary.json", summary)
+        summary = json.loads((root / "summary.json").read_text())
+        io.write_json(root / "timing.json", {"seconds": timing})
+        from ionspike.report.html import write_report
 
-    write_report(root, summary)
+        write_report(root, summary)
     return summary
 
 

@@ -1,17 +1,24 @@
 """The command line, run as a user runs it (a real subprocess of the installed entry point)."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 import ionspike as isp
+from ionspike.io import MARKER
+
+CLI = [sys.executable, "-m", "ionspike.cli"]
 
 
-def run(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "ionspike.cli", *args], capture_output=True, text=True,
-                          timeout=600)
+def run(*args, check=True, env=None, cwd=None):
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600,
+                          env=None if env is None else {**os.environ, **env}, cwd=cwd)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
     return proc
@@ -21,7 +28,8 @@ def test_simulate_writes_traces_metrics_and_figure(tmp_path):
     out = tmp_path / "run"
     run("simulate", "--preset", "paper", "--pulse", "0.8V,1ms,2ms", "--duration", "150ms",
         "--set", "Rc=250MOhm", "--n", "2", "--seed", "3", "--deterministic", "--out", str(out))
-    assert {p.name for p in out.iterdir()} == {"traces.nc", "metrics.json", "traces.png"}
+    assert {p.name for p in out.iterdir()} == {MARKER, "traces.nc", "metrics.json", "traces.png"}
+    assert json.loads((out / MARKER).read_text()) == {"kind": "simulate"}
     m = json.loads((out / "metrics.json").read_text())
     for key in ("first_spike_s", "spike_count", "isi_mean_s", "energy_per_spike_J", "params"):
         assert key in m
@@ -37,7 +45,10 @@ def test_dc_input_and_preset_defaults(tmp_path):
     out = tmp_path / "dc"
     run("simulate", "--preset", "si-exact", "--dc", "0.8V", "--duration", "40ms", "--out", str(out))
     m = json.loads((out / "metrics.json").read_text())
-    assert m["stimulus"]["kind"] == "DC" and m["dm_on_count"][0] >= 1
+    # the si-exact DC turn-on (34.92 ms, the ngspice cross-check) is the one event within 40 ms
+    assert m["stimulus"] == {"kind": "DC", "amplitude": 0.8, "delay": 0.0, "baseline": 0.0}
+    assert m["dm_on_count"] == [1] and m["spike_count"] == [1]
+    assert m["first_spike_s"][0] == pytest.approx(34.92e-3, rel=0.01)
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -53,7 +64,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path, args, fragment):
     assert proc.returncode == 2
     assert fragment in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "x" / "metrics.json").exists()
+    assert not (tmp_path / "x").exists()                 # nothing written, no folder left behind
 
 
 def test_out_pointing_at_a_file_is_refused(tmp_path):
@@ -70,3 +81,99 @@ def test_presets_command_lists_and_shows():
         assert name in listing
     shown = json.loads(run("presets", "3nm").stdout)
     assert shown["params"]["circuit"]["c_g"] == pytest.approx(4.14e-18, rel=1e-9, abs=0)
+
+
+def _preset_file(tmp_path, name: str, extra: str = "") -> str:
+    path = tmp_path / "evil.toml"
+    path.write_text(f'extends = "paper"\nname = {json.dumps(name)}\n{extra}', encoding="utf-8")
+    return str(path)
+
+
+def test_rich_markup_in_a_name_is_printed_as_text(tmp_path):
+    # the preset's name reaches the error message; '[/]' used to crash the error printer
+    preset = _preset_file(tmp_path, "[/][bold]x", '[circuit]\nbogus = "1"\n')
+    proc = run("simulate", "--preset", preset, "--duration", "5ms", "--out", str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: preset '[/][bold]x'.circuit: unknown field(s) ['bogus']")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["export", "spice", "--n", "0", "-o", "{tmp}/n.cir"], "--n = 0 is out of range: allowed integers 1..10000"),
+    (["export", "spice", "-o", "{tmp}/missing/n.cir"], "the folder '{tmp}/missing' does not exist"),
+    (["export", "spice", "-o", "{tmp}"], "is a directory: allowed a file name"),
+    (["simulate", "--engine", "ngspice", "--n", "-2", "--out", "{tmp}/o"], "--n = -2 is out of range"),
+    (["simulate", "--engine", "spectre", "--out", "{tmp}/o"], "--engine 'spectre': allowed 'ionspike' or 'ngspice'"),
+    (["ablate", "--read-energy", "5 V", "--out", "{tmp}/o"], "--read-energy = '5 V': has unit V"),
+    (["ablate", "--read-energy", "1 J", "--out", "{tmp}/o"], "read_energy = 1.0 is out of range: allowed [0, 1 uJ)"),
+    (["ablate", "--seeds", "0", "--out", "{tmp}/o"], "--seeds = 0 is out of range: allowed integers >= 1"),
+    (["ablate", "--hidden", "0", "--out", "{tmp}/o"], "hidden = 0 is out of range"),
+    (["simulate", "--n", "abc", "--out", "{tmp}/o"], "Invalid value for '--n'"),
+])
+def test_bad_options_are_refused_before_anything_runs(tmp_path, args, fragment):
+    proc = run(*[a.format(tmp=tmp_path) for a in args], check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert fragment.format(tmp=tmp_path) in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []            # no deck, no folder
+
+
+def test_an_os_error_is_one_line_with_exit_1_and_debug_shows_the_traceback(tmp_path):
+    target = tmp_path / ("n" * 300 + ".cir")                           # longer than a file name may be
+    proc = run("export", "spice", "--pulse", "0.8V,1ms,2ms", "--duration", "10ms", "-o", str(target), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: File name too long")
+    assert "Traceback" not in proc.stderr
+    proc = run("export", "spice", "--pulse", "0.8V,1ms,2ms", "--duration", "10ms", "-o", str(target), check=False,
+               env={"IONSPIKE_DEBUG": "1"})
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "OSError" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def _start(args, cwd):
+    # SIGINT at its default, as in a terminal (a background shell would have it ignored)
+    return subprocess.Popen([*CLI, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _wait_for(path, proc, limit=600.0):
+    t0 = time.time()
+    while not path.exists() and proc.poll() is None and time.time() - t0 < limit:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"ended before it could be interrupted: {proc.communicate()[1][-2000:]}"
+
+
+def _history(checkpoint):
+    meta = np.load(checkpoint)["meta"]
+    return json.loads(meta.tobytes().decode())["history"]
+
+
+def test_ctrl_c_stops_train_with_130_and_the_rerun_resumes(tmp_path):
+    args = ["train", "--out", "run", "--task", "digits", "--hidden", "4", "--epochs", "5", "--n-train", "32",
+            "--n-test", "16", "--batch", "16", "--substeps", "2,1"]
+    proc = _start(args, tmp_path)
+    _wait_for(tmp_path / "run" / "checkpoint.npz", proc)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted; rerun the same command to resume"
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted([MARKER, "checkpoint.npz"])
+    done = _history(tmp_path / "run" / "checkpoint.npz")
+    assert 1 <= len(done) < 5
+    rerun = run(*args, cwd=tmp_path)
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert [row["epoch"] for row in result["history"]] == [1, 2, 3, 4, 5]
+    assert result["history"][: len(done)] == done          # the epochs before the interruption were not rerun
+    assert "test accuracy" in rerun.stderr
+
+
+def test_ctrl_c_stops_simulate_with_130_and_removes_its_folder(tmp_path):
+    proc = _start(["simulate", "--duration", "30 s", "--n", "4", "--out", "a/sim"], tmp_path)
+    _wait_for(tmp_path / "a" / "sim" / MARKER, proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []

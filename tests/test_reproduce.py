@@ -103,19 +103,26 @@ def test_bad_out_folders_are_refused_with_a_clear_error(tmp_path):
     foreign.mkdir()
     (foreign / "notes.md").write_text("mine")
     r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(foreign)])
-    assert r.exit_code == 2 and "holds no ionspike report" in r.output
+    assert r.exit_code == 2 and "a non-empty folder that ionspike did not write" in r.output
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.md"]       # untouched
     old = tmp_path / "old"
     old.mkdir()
-    (old / R.MARKER).write_text(json.dumps({"version": "0.0.1", "mode": "tiny"}))
+    (old / R.MARKER).write_text(json.dumps({"kind": "reproduce", "ionspike_version": "0.0.1", "mode": "tiny"}))
     r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(old)])
-    assert r.exit_code == 2 and "ionspike '0.0.1'" in r.output and __version__ in r.output
+    assert r.exit_code == 2 and f"ionspike_version = '0.0.1'; this run has ionspike_version = '{__version__}'" in r.output
     other_mode = tmp_path / "quick"
     other_mode.mkdir()
-    (other_mode / R.MARKER).write_text(json.dumps({"version": __version__, "mode": "quick"}))
+    (other_mode / R.MARKER).write_text(json.dumps({"kind": "reproduce", "ionspike_version": __version__,
+                                                   "mode": "quick"}))
     r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(other_mode)])
-    assert r.exit_code == 2 and "--quick report" in r.output
+    assert r.exit_code == 2 and "mode = 'quick'; this run has mode = 'tiny'" in r.output
+    train_out = tmp_path / "train"
+    train_out.mkdir()
+    (train_out / R.MARKER).write_text(json.dumps({"kind": "train"}))
+    r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(train_out)])
+    assert r.exit_code == 2 and "holds the output of `ionspike train`" in r.output
     r = runner.invoke(app, ["reproduce", "--tiny", "--out", "/proc/ionspike-report"])   # not creatable, even for root
     assert r.exit_code == 2 and "cannot be created" in r.output
     r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(tmp_path / "new"), "--measured", str(a_file)])
     assert r.exit_code == 2 and "--measured" in r.output and "not a folder" in r.output
+    assert not (tmp_path / "new").exists()

@@ -44,7 +44,7 @@ def test_missing_ngspice_gives_the_install_hint(monkeypatch, tmp_path):
 
 @needs_ngspice
 def test_ngspice_errors_carry_ngspices_own_message():
-    deck = "* broken\nV1 in 0 DC 1\nR1 in 0 {undefined_param}\n.tran 1u 10u\n.end\n"
+    deck = "* broken\nV1 in 0 DC 1\nR1 in 0 {undefined_param}\n.tran 1e-06 1e-05\n.end\n"
     with pytest.raises(spice.NgspiceError) as info:
         spice.run(deck, isp.presets.params("paper"), n=1)
     assert "undefined_param" in str(info.value).lower() or "error" in str(info.value).lower()
@@ -96,7 +96,8 @@ def test_cli_export_and_ngspice_engine(tmp_path):
                            "--pulse", "0.8V,1ms,2ms", "--duration", "100ms", "--n", "2", "-o", str(deck)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert ".subckt neuron1m1t1r" in deck.read_text() and "has no ngspice form" in proc.stderr
+    assert ".subckt neuron1m1t1r" in deck.read_text()
+    assert "note: the noise (n_eff = 30) has no ngspice form" in proc.stderr
     out = tmp_path / "ng"
     proc = subprocess.run([sys.executable, "-m", "ionspike.cli", "simulate", "--engine", "ngspice", "--preset", "paper",
                            "--duration", "100ms", "--deterministic", "--out", str(out)],
@@ -121,3 +122,110 @@ def test_symmetric_device_with_reverse_onset_and_rate_agrees_with_ngspice():
         assert a == pytest.approx(b, rel=0.01)                      # measured ~2e-4
         on[amp] = b
     assert on[-0.9] < 0.6 * on[0.9]          # reverse: 0.1 V less drive but twice the rate -> switches sooner
+
+
+# ----------------------------------------------------------------------------- strings never reach ngspice as commands
+HOSTILE = {
+    "newline": "x\n.control\nshell touch {pwned}\n.endc\n",
+    "carriage return": "x\r.control\rshell touch {pwned}\r.endc\r",
+    "crlf": "x\r\n.control\r\nshell touch {pwned}\r\n.endc",
+    "line separator": "x\u2028.control\u2028shell touch {pwned}\u2028.endc",
+    "next line": "x\u0085.control\u0085shell touch {pwned}\u0085.endc",
+    "hash comment": "\n*# shell touch {pwned}",
+    "long": "y" * 5000 + "\n.control\nshell touch {pwned}\n.endc",
+    "rich markup": "[/][bold]x[/bold]\n.include /etc/passwd",
+}
+
+
+def _hostile_preset(tmp_path, key, pwned):
+    import json
+
+    path = tmp_path / "evil.toml"
+    path.write_text(f'extends = "paper"\nname = {json.dumps(HOSTILE[key].format(pwned=pwned))}\n', encoding="utf-8")
+    return path
+
+
+def test_comment_is_one_printable_line():
+    for text in [v.format(pwned="/tmp/x") for v in HOSTILE.values()] + ["", "\t\x00\x1b[31m", "µ §"]:
+        line = spice.deck.comment(text)
+        assert "\n" not in line and "\r" not in line and line.isprintable()
+        assert line == "*" or (line.startswith("* ") and not line.startswith("*#"))
+        assert len(line) <= 2 + spice.deck.COMMENT_MAX_CHARS
+    assert spice.deck.comment("a\nb\u2028c") == "* a b c"
+
+
+@pytest.mark.parametrize("bad, message", [
+    (".control\nshell touch /tmp/x\n.endc", "contains '[.]control'"),
+    ("*# echo x", "is not a line ionspike writes"),         # ngspice runs '*#' lines as control commands
+    ("*#shell touch /tmp/x", "contains 'shell'"),
+    (".include /etc/passwd", "contains '[.]include'"),
+    (".LIB models.lib", "contains '[.]lib'"),
+    ("R1 in 0 1k ; shell", "contains 'shell'"),
+    ("V1 in 0 DC 1\r.control", "contains '[.]control'"),
+    ("* fine\r.control", "contains '[.]control'"),        # a comment line with a carriage return is no comment
+    ("* fine\u2028echo", "is not a line ionspike writes"),
+    ("V1 in 0 DC 1 $ comment", "is not a line ionspike writes"),
+    (".options reltol=1e-4 noinit", "is not a line ionspike writes"),
+])
+def test_the_deck_guard_refuses_anything_but_the_writers_lines(bad, message):
+    good = spice.netlist(isp.presets.params("paper").deterministic(), PULSES, duration=0.01, dt=2e-6)
+    assert spice.deck.check(good) == good
+    deck = good.replace("* units:", bad + "\n* units:", 1)
+    with pytest.raises(spice.SpiceError, match=message):
+        spice.deck.check(deck)
+    with pytest.raises(spice.SpiceError, match=message):
+        spice.run(deck, isp.presets.params("paper"), n=1)          # never handed to ngspice
+
+
+def test_the_deck_guard_wants_a_comment_first():
+    good = spice.netlist(isp.presets.params("paper").deterministic(), PULSES, duration=0.01, dt=2e-6)
+    for first in ("*ng_script", ".control", "V1 in 0 DC 1", "#"):
+        with pytest.raises(spice.SpiceError, match="must start with a '[*] ' comment line"):
+            spice.deck.check(first + "\n" + good)
+
+
+@needs_ngspice
+@pytest.mark.parametrize("key", sorted(HOSTILE))
+def test_hostile_preset_names_run_safely_in_ngspice(tmp_path, key):
+    pwned = tmp_path / "pwned"
+    preset = isp.presets.load(_hostile_preset(tmp_path, key, pwned))
+    p = preset.params.deterministic()
+    deck = spice.netlist(p, isp.DC(0.8), duration=2e-3, dt=2e-6, title=f"preset {preset.name}, seed 0")
+    assert deck.split("\n")[1].startswith("* preset x") or key in ("hash comment", "long", "rich markup")
+    assert not any(line.lstrip().lower().startswith((".control", ".endc", "shell", ".include", "*#"))
+                   for line in deck.split("\n"))
+    ds = spice.run(deck, p, n=1)
+    assert ds.sizes["neuron"] == 1 and ds.time.values[-1] == pytest.approx(2e-3)
+    assert not pwned.exists()
+
+
+@needs_ngspice
+def test_hostile_names_through_the_real_cli(tmp_path):
+    import subprocess
+    import sys
+
+    pwned = tmp_path / "pwned"
+    preset = _hostile_preset(tmp_path, "newline", pwned)
+    cli = [sys.executable, "-m", "ionspike.cli"]
+    proc = subprocess.run([*cli, "simulate", "--engine", "ngspice", "--preset", str(preset), "--dc", "0.8V",
+                           "--duration", "5ms", "--deterministic", "--out", str(tmp_path / "sim")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert not pwned.exists()
+    deck = tmp_path / "evil.cir"
+    proc = subprocess.run([*cli, "export", "spice", "--preset", str(preset), "--dc", "0.8V", "--duration", "5ms",
+                           "-o", str(deck)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    text = deck.read_text()
+    assert text.split("\n")[1] == f"* preset x .control shell touch {pwned} .endc , seed 0, 1 copies"
+    assert spice.deck.check(text) == text
+    # a file name that is itself hostile (the name defaults to the file's stem)
+    stem = tmp_path / "x\n.control\nshell touch pwned2\n.endc.toml"
+    stem.write_text('extends = "paper"\n')
+    from typer.testing import CliRunner
+
+    from ionspike.cli import app
+
+    r = CliRunner().invoke(app, ["validate", "spice", "--preset", str(stem), "--dc", "0.8V", "--duration", "2ms"])
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "pwned2").exists() and not pwned.exists()

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from ionspike.io import save_figure  # noqa: E402
+
 MS = 1e3
 
 
@@ -173,7 +175,7 @@ def plot(name: str, ds: xr.Dataset, stem: str | Path) -> list[Path]:
     paths = []
     for suffix in (".png", ".svg"):
         path = Path(f"{stem}{suffix}")
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
         paths.append(path)
     plt.close(fig)
     return paths
@@ -195,6 +197,6 @@ def summary(datasets: dict[str, xr.Dataset], path: str | Path) -> Path:
     for ax in axes.ravel()[len(names):]:
         ax.remove()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return Path(path)

@@ -11,11 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ionspike.io import atomic_write  # noqa: E402
+from ionspike.io import save_figure  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
-    atomic_write(path, lambda p: fig.savefig(p, dpi=120, format="png"))
+    save_figure(fig, path, dpi=120, format="png")
     plt.close(fig)
     return path
 

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from ionspike.io import save_figure  # noqa: E402
+
 MAX_NEURONS_DRAWN = 4
 
 
@@ -26,8 +28,8 @@ def _scale(units: str, values: np.ndarray) -> tuple[float, str]:
 def plot_traces(ds: xr.Dataset, path: str | Path | None = None, neurons: list[int] | None = None):
     """Draw V_in, F/R, V_g (with V_T and spikes) and I_d against time for a few neurons.
 
-    Reads only the Dataset (units from attrs). Saves to ``path`` (PNG/SVG by suffix) when
-    given; returns the figure.
+    Reads only the Dataset (units from attrs). Saves to ``path`` (PNG/SVG by suffix, atomically,
+    never through a link) when given; returns the figure.
     """
     if neurons is None:
         neurons = list(range(min(MAX_NEURONS_DRAWN, ds.sizes["neuron"])))
@@ -68,6 +70,6 @@ def plot_traces(ds: xr.Dataset, path: str | Path | None = None, neurons: list[in
                  fontsize=9)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
         plt.close(fig)
     return fig

@@ -5,9 +5,15 @@
   PULSE/PWL sources), N copies with per-copy parameters for device spread.
 * :func:`run` runs ``ngspice -b`` and returns the schema of :func:`ionspike.simulate`.
 * :func:`validate` runs both engines on the same input and reports their agreement.
+* :func:`exportable` is the export policy: the neuron ngspice can express and a note on what
+  was dropped (the noise).
+
+Every deck passes :func:`ionspike.spice.deck.check` (the writer's vocabulary only; strings
+reach a deck only as one-line comments) before it is written or run.
 """
 
-from ionspike.spice.netlist import SpiceError, netlist
+from ionspike.spice.deck import SpiceError
+from ionspike.spice.netlist import exportable, netlist
 from ionspike.spice.run import NgspiceError, NgspiceMissing, run, validate
 
-__all__ = ["netlist", "run", "validate", "SpiceError", "NgspiceError", "NgspiceMissing"]
+__all__ = ["netlist", "exportable", "run", "validate", "SpiceError", "NgspiceError", "NgspiceMissing"]

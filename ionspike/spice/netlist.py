@@ -28,21 +28,44 @@ import math
 import numpy as np
 
 from ionspike import __version__
-from ionspike.errors import IonspikeError
-from ionspike.params import EKV, NeuronParams, SquareLaw
-from ionspike.stimulus import DC, PulseTrain, Sampled, Stimulus, Triangle
+from ionspike.params import EKV, NeuronParams, SquareLaw, replace
 from ionspike.precision import x64
+from ionspike.spice import deck
+from ionspike.spice.deck import SUBCKT, SpiceError
+from ionspike.stimulus import DC, PulseTrain, Sampled, Stimulus, Triangle
 
 EDGE_S = 1e-9          # rise/fall time of exported pulse edges
-SUBCKT = "neuron1m1t1r"
+MAX_COPIES = 10_000    # neurons in one deck (one subcircuit line each; ngspice slows far before this)
+MAX_PWL_POINTS = 1_000_000   # points of one PWL source (a finite pulse train over a long transient)
+
+_g = deck.number
 
 
-class SpiceError(IonspikeError, ValueError):
-    """Something that cannot be expressed in an ngspice netlist."""
+def exportable(params: NeuronParams) -> tuple[NeuronParams, str | None]:
+    """The neuron as ngspice can express it, and a note on what was dropped (None: nothing).
+
+    The chemical-Langevin noise (finite ``n_eff``) and the cycle-to-cycle redraw of ``mu``
+    have no transient-analysis form: they are switched off. The device-to-device spread is
+    kept (exported as per-copy ``mu``).
+    """
+    noise = params.noise
+    dropped = []
+    if math.isfinite(float(np.min(noise.n_eff))):
+        dropped.append(f"n_eff = {float(np.min(noise.n_eff)):g}")
+    if float(np.max(noise.sigma_c2c_ln_mu)) > 0:
+        dropped.append(f"sigma_c2c_ln_mu = {float(np.max(noise.sigma_c2c_ln_mu)):g}")
+    if not dropped:
+        return params, None
+    note = (f"the noise ({', '.join(dropped)}) has no ngspice form; exporting the deterministic neuron "
+            "(device-to-device spread is kept as per-copy mu)")
+    return replace(params, N_eff=float("inf"), sigma_c2c=0.0), note
 
 
-def _g(x: float) -> str:
-    return f"{float(x):.10g}"
+def check_copies(n, name: str = "n") -> int:
+    """``n`` as the number of neuron copies in a deck: an integer 1..MAX_COPIES, else :class:`SpiceError`."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_COPIES:
+        raise SpiceError(f"{name} = {n!r} is out of range: allowed integers 1..{MAX_COPIES} (neuron copies in the netlist)")
+    return int(n)
 
 
 def _scalar(value, name: str) -> float:
@@ -69,6 +92,10 @@ def _source(stim: Stimulus, i: int, duration: float) -> str:
         if math.isinf(npl) and math.isinf(dur):
             return f"PULSE({_g(base)} {_g(amp)} {_g(d)} {_g(EDGE_S)} {_g(EDGE_S)} {_g(w - EDGE_S)} {_g(T)})"
         count = int(min(npl, math.ceil(dur / T) if math.isfinite(dur) else npl, math.ceil((duration - d) / T) + 1))
+        if 4 * count > MAX_PWL_POINTS:
+            raise SpiceError(f"the pulse train has {count} pulses within {duration:g} s: a PWL source of more than "
+                             f"{MAX_PWL_POINTS} points; allowed at most {MAX_PWL_POINTS // 4} pulses (shorten the "
+                             "transient or give an endless train)")
         pts = [(0.0, base)]
         for k in range(max(count, 0)):
             t0 = d + k * T
@@ -102,11 +129,22 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
         n: number of copies.
         mu_scale: per-copy multiplicative spread of ``mu`` (from ``simulate``'s draw), or None.
         model: ``"mosfet"`` (SPICE level 1) or ``"behavioural"`` (exact EKV as a B source).
+        title: free text for the deck's second comment line (made one printable line by
+            :func:`ionspike.spice.deck.comment`).
+
+    The deck passes :func:`ionspike.spice.deck.check` before it is returned.
     """
+    n = check_copies(n)
+    for name, value in (("duration", duration), ("dt", dt)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                or not (math.isfinite(value) and value > 0):
+            raise SpiceError(f"{name} = {value!r} is out of range: allowed a finite time > 0 s")
+    if dt > duration:
+        raise SpiceError(f"dt = {dt:g} s is out of range: allowed up to the duration ({duration:g} s)")
     m, c, tr, noise = params.memristor, params.circuit, params.transistor, params.noise
     if math.isfinite(float(np.min(noise.n_eff))):
         raise SpiceError(f"noise.n_eff = {float(np.min(noise.n_eff)):g}: the chemical-Langevin noise cannot be "
-                         "expressed in an ngspice transient; export with deterministic=True (n_eff = inf)")
+                         "expressed in an ngspice transient; use the deterministic neuron (n_eff = inf; --deterministic)")
     if float(np.max(noise.sigma_c2c_ln_mu)) > 0:
         raise SpiceError(f"noise.sigma_c2c_ln_mu = {float(np.max(noise.sigma_c2c_ln_mu)):g}: a redraw of mu at every "
                          "DM turn-on cannot be expressed in ngspice; set it to 0 (device-to-device spread is fine)")
@@ -124,8 +162,8 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
     else:
         excess = "max(v(in)-v(g)-vh,0)"
     lines = [
-        f"* ionspike {__version__}: 1M1T1R spiking neuron (diffusive memristor, transistor, resistor)",
-        f"* {title}" if title else "* exported by ionspike.spice.netlist",
+        f"{deck.HEADER} {__version__}: 1M1T1R spiking neuron (diffusive memristor, transistor, resistor)",
+        deck.comment(title) if title else "* exported by ionspike.spice.netlist",
         "* units: SI (V, A, s, Ohm, F); F and R are node voltages of 1 F capacitors (dimensionless state)",
         "",
         "* ---- parameters (physics.md §7.3 names) ----",
@@ -190,4 +228,4 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
               ".options reltol=1e-4",
               ".save " + " ".join(dict.fromkeys(saves)),
               ".end"]
-    return "\n".join(lines) + "\n"
+    return deck.check("\n".join(lines) + "\n")

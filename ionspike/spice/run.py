@@ -18,6 +18,7 @@ from ionspike.errors import IonspikeError
 from ionspike.events import crossing_times
 from ionspike.params import NeuronParams
 from ionspike.precision import x64
+from ionspike.spice import deck
 
 INSTALL_HINT = ("install ngspice: 'apt-get install ngspice' (Debian/Ubuntu), 'brew install ngspice' (macOS) or "
                 "'conda install -c conda-forge ngspice'; or point IONSPIKE_NGSPICE at the executable")
@@ -61,14 +62,19 @@ def read_raw(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 def run_netlist(text: str, *, timeout: float = 3600.0) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
-    """Run ``ngspice -b`` on a deck; return (time, columns, ngspice's output)."""
+    """Run ``ngspice -b`` on a deck; return (time, columns, ngspice's output).
+
+    The deck must pass :func:`ionspike.spice.deck.check` (raises :class:`SpiceError` otherwise):
+    nothing but the netlist writer's own lines reaches ngspice.
+    """
+    deck.check(text)
     exe = executable()
     with tempfile.TemporaryDirectory(prefix="ionspike-ngspice-") as d:
-        deck, raw = Path(d) / "deck.cir", Path(d) / "out.raw"
-        deck.write_text(text)
+        path, raw = Path(d) / "deck.cir", Path(d) / "out.raw"
+        path.write_text(text, encoding="utf-8")
         env = dict(os.environ, SPICE_ASCIIRAWFILE="1")
         try:
-            proc = subprocess.run([exe, "-b", "-r", str(raw), str(deck)], capture_output=True, text=True,
+            proc = subprocess.run([exe, "-b", "-r", str(raw), str(path)], capture_output=True, text=True,
                                   timeout=timeout, env=env, cwd=d)
         except subprocess.TimeoutExpired:
             raise NgspiceError(f"ngspice did not finish within {timeout:g} s") from None
@@ -135,6 +141,7 @@ def run(text: str, params: NeuronParams, *, n: int, per_copy_input: bool = False
     """Run an exported netlist with the real ngspice and return the :func:`ionspike.simulate` schema.
 
     Raises:
+        SpiceError: the deck holds a line the netlist writer does not produce (see :mod:`ionspike.spice.deck`).
         NgspiceMissing: ngspice is not installed (with the install hint).
         NgspiceError: ngspice reported an error or did not converge (its own message).
     """
@@ -155,17 +162,18 @@ def validate(params, stimulus, *, duration: float, dt: float | None = None, n: i
     V_g difference relative to the V_g peak.
     """
     from ionspike.simulate import _resolve_params, simulate
-    from ionspike.spice.netlist import netlist
+    from ionspike.spice.netlist import check_copies, netlist
     from ionspike.units import parse_quantity
 
+    n = check_copies(n)
     p, preset = _resolve_params(params)
     p = p.deterministic() if np.isfinite(np.min(p.noise.n_eff)) or np.max(p.noise.sigma_c2c_ln_mu) > 0 else p
     duration = parse_quantity(duration, "s", name="duration")
     dt = parse_quantity(dt, "s", name="dt") if dt is not None else (preset.dt if preset and preset.dt else 2e-6)
     ours = simulate(p, stimulus, duration=duration, dt=dt, n=n, seed=seed, signals=("V_g",),
                     record_every=max(1, int(round(10e-6 / dt))))
-    deck = netlist(p, stimulus, duration=duration, dt=dt, n=n, mu_scale=ours.mu_scale_d2d.values, model=model)
-    theirs = run(deck, p, n=n, per_copy_input=stimulus.size() > 1,
+    text = netlist(p, stimulus, duration=duration, dt=dt, n=n, mu_scale=ours.mu_scale_d2d.values, model=model)
+    theirs = run(text, p, n=n, per_copy_input=stimulus.size() > 1,
                  attrs={"dt_s": dt, "duration_s": duration, "seed": seed, "preset": preset.name if preset else ""})
     report = {"neurons": []}
     for i in range(n):
