@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 import jax
 import numpy as np
 
+from ionspike import checks
 from ionspike.errors import ParameterError
 from ionspike.units import format_quantity, json_number, parse_quantity
 
@@ -48,8 +50,11 @@ def _check_field(owner: str, name: str, value: Any, meta: dict) -> None:
         return  # validated where the concrete record was built
     arr = np.asarray(value, dtype=float)
     where = f"{owner}.{name}"
+    if arr.ndim > 1 or arr.size == 0:
+        raise ParameterError(f"{where}: expected a number or a non-empty 1-D array (one value per neuron), "
+                             f"got shape {arr.shape}")
     if np.isnan(arr).any():
-        raise ParameterError(f"{where} = {value!r} is NaN; allowed range {_range_text(meta)}")
+        raise ParameterError(f"{where} = nan is not a number; allowed range {_range_text(meta)}")
     lo, hi = meta["lo"], meta["hi"]
     bad_lo = (arr <= lo) if meta["lo_open"] else (arr < lo)
     bad_hi = (arr >= hi) if meta["hi_open"] else (arr > hi)
@@ -63,6 +68,31 @@ def _check_field(owner: str, name: str, value: Any, meta: dict) -> None:
         )
 
 
+def _coerce(where: str, value: Any, unit: str) -> Any:
+    """A field value as the record stores it: a float, or a NumPy/JAX array of floats.
+
+    Unit strings are parsed (``"10 pF"``), lists and tuples become arrays; bools, complex
+    numbers, strings inside arrays and other types are refused with a ParameterError.
+    """
+    if isinstance(value, str):
+        return parse_quantity(value, unit, name=where)
+    if isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{where} = {value!r}: expected a number{' in ' + unit if unit else ''}, not a bool")
+    if isinstance(value, jax.core.Tracer):
+        return value  # inside a JAX transformation: checked where the concrete record is built
+    if isinstance(value, (jax.Array, np.ndarray, list, tuple)):
+        try:
+            dtype = value.dtype if isinstance(value, (jax.Array, np.ndarray)) else np.asarray(value).dtype
+        except (TypeError, ValueError):  # ragged nested lists
+            dtype = np.dtype(object)
+        if dtype.kind not in "iuf":
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            raise ParameterError(f"{where} = {shown}: expected numbers (SI{', ' + unit if unit else ''}), "
+                                 f"got an array of {dtype}")
+        return value if isinstance(value, (jax.Array, np.ndarray)) else np.asarray(value, dtype=float)
+    return parse_quantity(value, unit, name=where)  # a real number: float, with overflow and NaN checks
+
+
 class _Record:
     """Mixin: validation on construction, float-field iteration, dict round trip."""
 
@@ -70,24 +100,22 @@ class _Record:
     _section: str = ""  # how users address the record: "memristor", "circuit", ...
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.name not in self._static and (
-                isinstance(v, jax.core.Tracer)
-                or not isinstance(v, (int, float, str, list, tuple, np.ndarray, np.number, jax.Array))
-            ):
-                return  # rebuilt inside a JAX transformation (tracers, placeholders): validated where built
-        for f in dataclasses.fields(self):
-            if f.name in self._static:
-                continue
-            value = getattr(self, f.name)
-            if isinstance(value, (list, tuple)):
-                value = np.asarray(value, dtype=float)
-                object.__setattr__(self, f.name, value)
-            elif not isinstance(value, (jax.Array, np.ndarray)):
+        floats = [f for f in dataclasses.fields(self) if f.name not in self._static]
+        if not checks.user_values(getattr(self, f.name) for f in floats):
+            return  # rebuilt inside a JAX transformation (tracers, placeholders): validated where built
+        sizes = {}
+        for f in floats:
+            where = f"{self._section}.{f.name}"
+            value = _coerce(where, getattr(self, f.name), f.metadata["unit"])
+            if not isinstance(value, (jax.Array, np.ndarray)):
                 value = float(value)
-                object.__setattr__(self, f.name, value)
+            object.__setattr__(self, f.name, value)
             _check_field(self._section, f.name, value, f.metadata)
+            if np.size(value) != 1:
+                sizes[f.name] = int(np.size(value))
+        if len(set(sizes.values())) > 1:
+            raise ParameterError(f"{self._section}: per-neuron arrays have different lengths {sizes}; "
+                                 "allowed: one length n for every per-neuron field (or scalars)")
         self._check_relations()
 
     def _check_relations(self) -> None:
@@ -147,8 +175,7 @@ class Memristor(_Record):
     polarity: str = "asymmetric"
 
     def _check_relations(self):
-        if self.polarity not in ("asymmetric", "symmetric"):
-            raise ParameterError(f"memristor.polarity = {self.polarity!r}: allowed 'asymmetric' or 'symmetric'")
+        checks.choice("memristor.polarity", self.polarity, ("asymmetric", "symmetric"))
         shift, v_h = self.v_h_reverse_shift, self.v_h
         if not isinstance(shift, jax.core.Tracer) and not isinstance(v_h, jax.core.Tracer):
             if self.polarity == "asymmetric" and np.any(np.asarray(shift) != 0):
@@ -166,7 +193,8 @@ class Memristor(_Record):
             if np.any(np.asarray(self.r_off) <= np.asarray(self.r_on)):
                 raise ParameterError(
                     f"memristor.r_off = {format_quantity(float(np.min(self.r_off)), 'Ohm')} must exceed "
-                    f"memristor.r_on = {format_quantity(float(np.max(self.r_on)), 'Ohm')}: allowed r_off in (r_on, inf) Ohm"
+                    f"memristor.r_on = {format_quantity(float(np.max(self.r_on)), 'Ohm')}: "
+                    "allowed r_off in (r_on, inf) Ohm"
                 )
 
 
@@ -279,9 +307,20 @@ ALIASES = {
 }
 
 
-def _section_from_dict(cls, data: dict, where: str):
+def _names(keys) -> list[str]:
+    return sorted((str(k) for k in keys))
+
+
+def _require_table(data: Any, where: str, allowed: list[str]) -> None:
+    if not isinstance(data, Mapping):
+        raise ParameterError(f"{where}: expected a table of fields (name = value), got {type(data).__name__} "
+                             f"{_short(data)}; allowed fields: {allowed}")
+
+
+def _section_from_dict(cls, data: Any, where: str):
+    _require_table(data, where, _names(f.name for f in dataclasses.fields(cls)))
     known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
+    unknown = _names(set(data) - set(known))
     if unknown:
         raise ParameterError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(known)}")
     kwargs = {}
@@ -298,19 +337,34 @@ def _section_from_dict(cls, data: dict, where: str):
     return cls(**kwargs)
 
 
-def from_dict(data: dict, *, where: str = "params") -> NeuronParams:
-    """Build :class:`NeuronParams` from nested dicts of numbers (SI) or unit strings."""
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def from_dict(data: Mapping, *, where: str = "params") -> NeuronParams:
+    """Build :class:`NeuronParams` from nested dicts of numbers (SI) or unit strings.
+
+    ``data`` has the sections ``memristor``, ``transistor`` (with ``model = "ekv"`` or
+    ``"square"``), ``circuit`` and optionally ``noise``, each a dict of field -> value.
+
+    Raises:
+        ParameterError, UnitError: a missing or unknown section or field, a value of the
+            wrong type, unit or range (the message names ``where.section.field``).
+    """
+    if not isinstance(data, Mapping):
+        raise ParameterError(f"{where}: expected a table of sections, got {type(data).__name__} {_short(data)}")
     allowed = {"memristor", "transistor", "circuit", "noise"}
-    unknown = sorted(set(data) - allowed)
+    unknown = _names(set(data) - allowed)
     if unknown:
         raise ParameterError(f"{where}: unknown section(s) {unknown}; allowed: {sorted(allowed)}")
     for section in ("memristor", "transistor", "circuit"):
         if section not in data:
             raise ParameterError(f"{where}: missing section [{section}]")
+    _require_table(data["transistor"], f"{where}.transistor",
+                   ["model", *_names(f.name for f in dataclasses.fields(EKV))])
     tr = dict(data["transistor"])
-    model = tr.pop("model", "ekv")
-    if model not in TRANSISTORS:
-        raise ParameterError(f"{where}.transistor.model = {model!r}: allowed {sorted(TRANSISTORS)}")
+    model = checks.choice(f"{where}.transistor.model", tr.pop("model", "ekv"), sorted(TRANSISTORS))
     return NeuronParams(
         memristor=_section_from_dict(Memristor, data["memristor"], f"{where}.memristor"),
         transistor=_section_from_dict(TRANSISTORS[model], tr, f"{where}.transistor"),
@@ -348,15 +402,23 @@ def replace(params: NeuronParams, **overrides: Any) -> NeuronParams:
     """A copy of ``params`` with fields overridden, e.g. ``replace(p, Rc="1 GOhm", mu=300)``.
 
     Names may be aliases (:data:`ALIASES`), dotted paths (``"circuit.r_c"``, pass via
-    ``**{"circuit.r_c": ...}``) or bare field names that are unique across sections.
+    ``**{"circuit.r_c": ...}``) or bare field names that are unique across sections. Values
+    are numbers (SI), unit strings, or per-neuron 1-D arrays (lists, NumPy or JAX arrays, SI).
+
+    Raises:
+        ParameterError, UnitError: an unknown name, or a value of the wrong type, unit,
+            shape or range (naming the field, the value and what is allowed).
     """
+    if not isinstance(params, NeuronParams):
+        raise ParameterError(f"params = {_short(params)}: expected NeuronParams "
+                             "(e.g. ionspike.presets.params('paper'))")
     sections: dict[str, dict[str, Any]] = {}
     for name, value in overrides.items():
         section, fname = resolve_name(params, name)
         record = getattr(params, section)
         f = next(f for f in dataclasses.fields(record) if f.name == fname)
-        if fname not in type(record)._static and not isinstance(value, (jax.Array, np.ndarray)):
-            value = parse_quantity(value, f.metadata["unit"], name=f"{section}.{fname}")
+        if fname not in type(record)._static:
+            value = _coerce(f"{section}.{fname}", value, f.metadata["unit"])
         sections.setdefault(section, {})[fname] = value
     out = params
     for section, kw in sections.items():
@@ -365,11 +427,22 @@ def replace(params: NeuronParams, **overrides: Any) -> NeuronParams:
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:
-    """Parse CLI ``--set name=value`` items into a dict, with a clear error for malformed ones."""
-    out = {}
+    """Parse CLI ``--set name=value`` items into a dict, with a clear error for malformed ones.
+
+    Raises:
+        ParameterError: an item that is not ``NAME=VALUE`` (a string with a non-empty name
+            before the first ``=``), or a name given twice.
+    """
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, str] = {}
     for item in items:
-        if "=" not in item:
+        if not isinstance(item, str) or "=" not in item:
             raise ParameterError(f"--set {item!r}: expected NAME=VALUE, e.g. Rc=250MOhm")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
+        k, v = (part.strip() for part in item.split("=", 1))
+        if not k:
+            raise ParameterError(f"--set {item!r}: the name before '=' is empty; expected NAME=VALUE, e.g. Rc=250MOhm")
+        if k in out:
+            raise ParameterError(f"--set {k} is given twice ({out[k]!r} and {v!r}); give each parameter once")
+        out[k] = v
     return out

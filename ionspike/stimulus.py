@@ -22,34 +22,87 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ionspike.checks import user_values
 from ionspike.errors import StimulusError
 from ionspike.units import json_number, parse_quantity
 
 STEPS_PER_SEGMENT = 4
 
 
-def _arr(name: str, value: Any, *, lo: float = -math.inf, lo_open: bool = False, unit: str = "") -> np.ndarray:
-    if isinstance(value, str):
-        value = parse_quantity(value, unit, name=name)
-    a = np.asarray(value, dtype=float)
-    if a.ndim > 1:
-        raise StimulusError(f"{name}: expected a scalar or a 1-D array (one value per neuron), got shape {a.shape}")
+def _arr(name: str, value: Any, *, lo: float = -math.inf, lo_open: bool = False, unit: str = "",
+         allow_inf: bool = False) -> np.ndarray:
+    """A stimulus field as a float array (0-d or 1-D, one value per neuron), validated.
+
+    Accepts numbers, unit strings (``"1 ms"``), lists and NumPy/JAX arrays; refuses bools,
+    non-numeric arrays, 2-D or empty arrays, NaN, infinities (unless ``allow_inf``) and values
+    below ``lo``, with a StimulusError naming the field, the value and what is allowed.
+    """
+    a = _float_array(name, value, unit)
+    if a.ndim > 1 or a.size == 0:
+        raise StimulusError(f"{name}: expected a scalar or a non-empty 1-D array (one value per neuron), "
+                            f"got shape {a.shape}")
     if np.isnan(a).any():
         raise StimulusError(f"{name} contains NaN; allowed: finite values")
+    allowed = (f"{'(' if lo_open else '['}{lo:g}, inf{']' if allow_inf else ')'} {unit}".rstrip()
+               if lo > -math.inf else "any value")
+    if not allow_inf and np.isinf(a).any():
+        raise StimulusError(f"{name} = {a[np.isinf(a)].flat[0]:g} {unit} is out of range: allowed finite values"
+                            + (f" in {allowed}" if lo > -math.inf else ""))
     bad = (a <= lo) if lo_open else (a < lo)
     if bad.any():
-        raise StimulusError(f"{name} = {a[bad].flat[0]:g} {unit} is out of range: allowed "
-                            f"{'(' if lo_open else '['}{lo:g}, inf) {unit}")
+        raise StimulusError(f"{name} = {a[bad].flat[0]:g}{' ' + unit if unit else ''} is out of range: "
+                            f"allowed {allowed}")
     return a
 
 
+def _float_array(name: str, value: Any, unit: str = "") -> np.ndarray:
+    """``value`` (a number, a unit string, a list or a NumPy/JAX array of numbers) as floats;
+    bools and anything non-numeric are refused."""
+    if isinstance(value, str):
+        value = parse_quantity(value, unit, name=name)
+    if isinstance(value, (bool, np.bool_)):
+        raise StimulusError(f"{name} = {value!r}: expected a number{' in ' + unit if unit else ''}, not a bool")
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nested lists
+        a = np.asarray(None)
+    if a.dtype.kind not in "iuf":
+        raise StimulusError(f"{name} = {_short(value)}: expected numbers{' in ' + unit if unit else ''}, "
+                            f"got {type(value).__name__} of {a.dtype}")
+    return a.astype(float)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _whole(name: str, a: np.ndarray) -> np.ndarray:
+    """``a`` if every value is a whole number or inf."""
+    if np.any(np.isfinite(a) & (a != np.floor(a))):
+        raise StimulusError(f"{name} = {a[np.isfinite(a) & (a != np.floor(a))].flat[0]:g} is not a whole "
+                            "number: allowed 0, 1, 2, ... or inf")
+    return a
+
+
+def _same_length(owner: str, **fields: np.ndarray) -> None:
+    sizes = {k: int(np.size(v)) for k, v in fields.items() if np.size(v) != 1}
+    if len(set(sizes.values())) > 1:
+        raise StimulusError(f"{owner}: per-neuron fields have different lengths {sizes}; allowed: one length n "
+                            "for every per-neuron field (or scalars)")
+
+
 def _concrete(record) -> bool:
-    """True when every field holds plain numbers (validate); False under jit/pytree rebuilds."""
-    for f in dataclasses.fields(record):
-        v = getattr(record, f.name)
-        if isinstance(v, jax.Array) or not isinstance(v, (int, float, str, list, tuple, np.ndarray, np.number)):
-            return False
-    return True
+    """True when the fields hold user values (validate them); False for the copies JAX builds
+    while transforming a function (see :func:`ionspike.checks.user_values`)."""
+    return user_values(getattr(record, f.name) for f in dataclasses.fields(record))
+
+
+def _set(record, **validated: np.ndarray) -> None:
+    """Store validated fields; a JAX array stays the JAX array it was (already placed, batched)."""
+    for name, value in validated.items():
+        if not isinstance(getattr(record, name), jax.Array):
+            object.__setattr__(record, name, value)
 
 
 class Stimulus(abc.ABC):
@@ -136,17 +189,21 @@ class PulseTrain(Stimulus):
     def __post_init__(self):
         if not _concrete(self):
             return
-        object.__setattr__(self, "amplitude", _arr("PulseTrain.amplitude", self.amplitude, unit="V"))
-        w = _arr("PulseTrain.width", self.width, lo=0, lo_open=True, unit="s")
-        p = _arr("PulseTrain.period", self.period, lo=0, lo_open=True, unit="s")
-        if np.any(np.broadcast_to(w, np.broadcast(w, p).shape) > np.broadcast_to(p, np.broadcast(w, p).shape)):
-            raise StimulusError(f"PulseTrain.width = {np.max(w):g} s exceeds period = {np.min(p):g} s: allowed width in (0, period]")
-        object.__setattr__(self, "width", w)
-        object.__setattr__(self, "period", p)
-        object.__setattr__(self, "delay", _arr("PulseTrain.delay", self.delay, lo=0, unit="s"))
-        object.__setattr__(self, "n_pulses", _arr("PulseTrain.n_pulses", self.n_pulses, lo=0))
-        object.__setattr__(self, "baseline", _arr("PulseTrain.baseline", self.baseline, unit="V"))
-        object.__setattr__(self, "duration", _arr("PulseTrain.duration", self.duration, lo=0, lo_open=True, unit="s"))
+        f = dict(
+            amplitude=_arr("PulseTrain.amplitude", self.amplitude, unit="V"),
+            width=_arr("PulseTrain.width", self.width, lo=0, lo_open=True, unit="s"),
+            period=_arr("PulseTrain.period", self.period, lo=0, lo_open=True, unit="s"),
+            delay=_arr("PulseTrain.delay", self.delay, lo=0, unit="s"),
+            n_pulses=_whole("PulseTrain.n_pulses", _arr("PulseTrain.n_pulses", self.n_pulses, lo=0, allow_inf=True)),
+            baseline=_arr("PulseTrain.baseline", self.baseline, unit="V"),
+            duration=_arr("PulseTrain.duration", self.duration, lo=0, lo_open=True, unit="s", allow_inf=True),
+        )
+        _same_length("PulseTrain", **f)
+        w, p = f["width"], f["period"]
+        if np.any(w > p):
+            raise StimulusError(f"PulseTrain.width = {np.max(w):g} s exceeds period = {np.min(p):g} s: "
+                                "allowed width in (0, period]")
+        _set(self, **f)
 
     def value(self, t):
         s = t - self.delay
@@ -171,6 +228,7 @@ def paired_pulses(amplitude, width, gap, delay=0.0) -> PulseTrain:
     """Two pulses of ``width`` separated by ``gap`` (end of the first to start of the second), in s."""
     w = _arr("paired_pulses.width", width, lo=0, lo_open=True, unit="s")
     g = _arr("paired_pulses.gap", gap, lo=0, lo_open=True, unit="s")
+    _same_length("paired_pulses", width=w, gap=g)
     return PulseTrain(amplitude=amplitude, width=w, period=w + g, delay=delay, n_pulses=2.0)
 
 
@@ -186,9 +244,11 @@ class DC(Stimulus):
     def __post_init__(self):
         if not _concrete(self):
             return
-        object.__setattr__(self, "amplitude", _arr("DC.amplitude", self.amplitude, unit="V"))
-        object.__setattr__(self, "delay", _arr("DC.delay", self.delay, lo=0, unit="s"))
-        object.__setattr__(self, "baseline", _arr("DC.baseline", self.baseline, unit="V"))
+        f = dict(amplitude=_arr("DC.amplitude", self.amplitude, unit="V"),
+                 delay=_arr("DC.delay", self.delay, lo=0, unit="s"),
+                 baseline=_arr("DC.baseline", self.baseline, unit="V"))
+        _same_length("DC", **f)
+        _set(self, **f)
 
     def value(self, t):
         return jnp.where(t >= self.delay, self.amplitude, self.baseline)
@@ -215,17 +275,22 @@ class Triangle(Stimulus):
     def __post_init__(self):
         if not _concrete(self):
             return
-        object.__setattr__(self, "peak", _arr("Triangle.peak", self.peak, unit="V"))
-        r = _arr("Triangle.rise", self.rise, lo=0, lo_open=True, unit="s")
-        f = _arr("Triangle.fall", self.fall, lo=0, unit="s")
-        p = _arr("Triangle.period", self.period, lo=0, lo_open=True, unit="s")
-        if np.any(r + f > p):
-            raise StimulusError(f"Triangle: rise + fall = {np.max(r + f):g} s exceeds period = {np.min(p):g} s")
-        for k, v in (("rise", r), ("fall", f), ("period", p)):
-            object.__setattr__(self, k, v)
-        object.__setattr__(self, "delay", _arr("Triangle.delay", self.delay, lo=0, unit="s"))
-        object.__setattr__(self, "baseline", _arr("Triangle.baseline", self.baseline, unit="V"))
-        object.__setattr__(self, "hold_peak", _arr("Triangle.hold_peak", self.hold_peak, lo=0))
+        f = dict(
+            peak=_arr("Triangle.peak", self.peak, unit="V"),
+            rise=_arr("Triangle.rise", self.rise, lo=0, lo_open=True, unit="s"),
+            fall=_arr("Triangle.fall", self.fall, lo=0, unit="s"),
+            delay=_arr("Triangle.delay", self.delay, lo=0, unit="s"),
+            period=_arr("Triangle.period", self.period, lo=0, lo_open=True, unit="s", allow_inf=True),
+            baseline=_arr("Triangle.baseline", self.baseline, unit="V"),
+            hold_peak=_arr("Triangle.hold_peak", self.hold_peak, lo=0),
+        )
+        _same_length("Triangle", **f)
+        r, fall, p = f["rise"], f["fall"], f["period"]
+        if np.any(r + fall > p):
+            raise StimulusError(f"Triangle: rise + fall = {np.max(r + fall):g} s exceeds period = {np.min(p):g} s")
+        if np.any((f["hold_peak"] != 0) & (f["hold_peak"] != 1)):
+            raise StimulusError(f"Triangle.hold_peak = {f['hold_peak'].flat[0]:g}: allowed 0 (fall back) or 1 (hold)")
+        _set(self, **f)
 
     def value(self, t):
         s = t - self.delay
@@ -268,20 +333,21 @@ class Sampled(Stimulus):
     def __post_init__(self):
         if not _concrete(self):
             return
-        t = np.asarray(self.times, float)
-        v = np.asarray(self.values, float)
+        t = _float_array("Sampled.times", self.times, "s")
+        v = _float_array("Sampled.values", self.values, "V")
         if t.ndim != 1 or t.size < 2:
             raise StimulusError(f"Sampled.times: expected a 1-D array of at least 2 times, got shape {t.shape}")
-        if np.isnan(t).any() or np.any(np.diff(t) <= 0):
+        if not np.isfinite(t).all() or np.any(np.diff(t) <= 0):
             raise StimulusError("Sampled.times must be finite and strictly increasing")
-        if v.shape[-1] != t.size or v.ndim > 2:
-            raise StimulusError(f"Sampled.values: expected shape ({t.size},) or (n, {t.size}), got {v.shape}")
-        if np.isnan(v).any():
-            i = np.argwhere(np.isnan(v))[0]
-            raise StimulusError(f"Sampled.values contains NaN at index {tuple(int(k) for k in i)} "
+        if v.ndim not in (1, 2) or v.shape[-1] != t.size or v.size == 0:
+            raise StimulusError(f"Sampled.values: expected shape ({t.size},) or (n, {t.size}) with n >= 1, "
+                                f"got {v.shape}")
+        if not np.isfinite(v).all():
+            i = np.argwhere(~np.isfinite(v))[0]
+            what = "NaN" if np.isnan(v[tuple(i)]) else f"{v[tuple(i)]:g}"
+            raise StimulusError(f"Sampled.values contains {what} at index {tuple(int(k) for k in i)} "
                                 f"(t = {t[i[-1]]:g} s); allowed: finite voltages")
-        object.__setattr__(self, "times", t)
-        object.__setattr__(self, "values", v)
+        _set(self, times=t, values=v)
 
     def size(self) -> int:
         v = np.asarray(self.values)
@@ -307,14 +373,20 @@ class Sampled(Stimulus):
 _PULSE_SPEC = re.compile(r"^\s*([^,]+),([^,]+),([^,]+)\s*$")
 
 
-def parse_pulse(spec: str) -> PulseTrain:
-    """Parse the CLI form ``"AMPLITUDE,WIDTH,PERIOD"``, e.g. ``"0.8V,1ms,2ms"``."""
-    m = _PULSE_SPEC.match(spec)
+def parse_pulse(spec: str, name: str = "--pulse") -> PulseTrain:
+    """Parse the CLI form ``"AMPLITUDE,WIDTH,PERIOD"``, e.g. ``"0.8V,1ms,2ms"``.
+
+    Raises:
+        StimulusError, UnitError: not three comma-separated quantities (V, s, s), or a
+            pulse that cannot exist (width > period, non-finite values); ``name`` is the
+            option or key named in the message.
+    """
+    m = _PULSE_SPEC.match(spec) if isinstance(spec, str) else None
     if not m:
-        raise StimulusError(f"--pulse {spec!r}: expected AMPLITUDE,WIDTH,PERIOD such as 0.8V,1ms,2ms")
-    amp = parse_quantity(m.group(1).strip(), "V", name="pulse amplitude")
-    width = parse_quantity(m.group(2).strip(), "s", name="pulse width")
-    period = parse_quantity(m.group(3).strip(), "s", name="pulse period")
+        raise StimulusError(f"{name} {_short(spec)}: expected AMPLITUDE,WIDTH,PERIOD such as 0.8V,1ms,2ms")
+    amp = parse_quantity(m.group(1).strip(), "V", name=f"{name} amplitude")
+    width = parse_quantity(m.group(2).strip(), "s", name=f"{name} width")
+    period = parse_quantity(m.group(3).strip(), "s", name=f"{name} period")
     return PulseTrain(amplitude=amp, width=width, period=period)
 
 
@@ -323,4 +395,4 @@ def from_defaults(defaults: dict, where: str = "defaults") -> "PulseTrain | DC":
     (0.8 V, 1 ms / 2 ms pulses when neither is given)."""
     if "dc" in defaults:
         return DC(parse_quantity(defaults["dc"], "V", name=f"{where}.dc"))
-    return parse_pulse(defaults.get("pulse", "0.8V,1ms,2ms"))
+    return parse_pulse(defaults.get("pulse", "0.8V,1ms,2ms"), name=f"{where}.pulse")

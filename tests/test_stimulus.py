@@ -1,14 +1,23 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from ionspike import precision
+from ionspike.errors import StimulusError
+from ionspike.stimulus import DC, PulseTrain, Sampled, Triangle, paired_pulses, parse_pulse, ramp
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """The waveforms are evaluated in float64, as simulate does (ionspike.precision)."""
+    with precision.float64():
+        yield
 
 
 def at(stim, t):
     """First neuron's value at t (shared fields evaluate to a 0-d array)."""
     return float(np.ravel(stim.value(jnp.asarray(t)))[0])
-
-from ionspike.errors import StimulusError
-from ionspike.stimulus import DC, PulseTrain, Sampled, Triangle, paired_pulses, parse_pulse, ramp
 
 
 def test_pulse_train_levels_and_per_neuron_fields():
