@@ -23,7 +23,7 @@ from ionspike.calibrate.data import DataError, DCSweeps, PulseTrials
 from ionspike.errors import ParameterError
 
 __all__ = [
-    "threshold_hold_voltages", "switching_fraction", "require_switching", "on_off_resistance",
+    "threshold_hold_voltages", "threshold_hold_from_readings", "abrupt_release", "switching_fraction", "require_switching", "on_off_resistance",
     "detect_compliance", "pulse_edges", "switching_delays", "relaxation_times", "on_current",
     "ks_distance", "describe",
 ]
@@ -93,6 +93,29 @@ def _hold_index(a: np.ndarray, peak: int, i_on: float, i_off: float) -> int | No
     return None if k is None else on_end + 1 + k
 
 
+def threshold_hold_from_readings(v_abs, a_abs, i_on: float, i_off: float, xp=np):
+    """The rule of :func:`threshold_hold_voltages` on arrays: ``v_abs`` ``|V|`` (V), ``(rows, points)``
+    or one ``(points,)`` row shared by all; ``a_abs`` ``|I|`` (A), ``(rows, points)``. Returns
+    ``(v_th, v_hold)``, each ``(rows,)``, NaN where absent. ``xp``: ``numpy`` or ``jax.numpy``
+    (traceable: the DC fit's loss reads the simulated readings with the very rule the data gets).
+    """
+    a_abs = xp.asarray(a_abs)
+    v_abs = xp.broadcast_to(xp.asarray(v_abs), a_abs.shape)
+    points = a_abs.shape[-1]
+    idx = xp.arange(points)[None, :]
+    peak = xp.argmax(v_abs, axis=1)[:, None]            # the first point of largest |V|
+    rows = xp.arange(a_abs.shape[0])
+    switch = (idx <= peak) & (a_abs > i_on)             # rising branch, peak included
+    k_th = xp.argmax(switch, axis=1)
+    v_th = xp.where(xp.any(switch, axis=1), v_abs[rows, k_th], xp.nan)
+    on = (idx >= peak) & (a_abs >= i_on)                # falling branch, peak included
+    on_end = points - 1 - xp.argmax(on[:, ::-1], axis=1)   # the last ON point
+    release = (idx > on_end[:, None]) & (a_abs < i_off)
+    k_hold = xp.argmax(release, axis=1)
+    v_hold = xp.where(xp.any(on, axis=1) & xp.any(release, axis=1), v_abs[rows, k_hold], xp.nan)
+    return v_th, v_hold
+
+
 def threshold_hold_voltages(sweeps: DCSweeps, i_on: float = 1e-8,
                             i_off: float = 1e-11) -> tuple[np.ndarray, np.ndarray]:
     """Threshold and hold voltage of each sweep, ``(v_th, v_hold)``, V, each ``(n_sweeps,)``.
@@ -108,18 +131,23 @@ def threshold_hold_voltages(sweeps: DCSweeps, i_on: float = 1e-8,
     """
     s = _sweeps(sweeps)
     i_on, i_off = _on_off_levels(i_on, i_off)
+    return threshold_hold_from_readings(np.abs(s.voltage), np.abs(s.current), i_on, i_off)
+
+
+def abrupt_release(sweeps: DCSweeps, i_on: float = 1e-8, i_off: float = 1e-11) -> np.ndarray:
+    """Per sweep: 1.0 if the point just before its hold point (:func:`threshold_hold_voltages`) is
+    ON (``|I| >= i_on``): the device fell from ON to below ``i_off`` within one point; 0.0 if
+    the current passed through the levels between (a gradual release, a conducting remnant);
+    NaN where there is no hold."""
+    s = _sweeps(sweeps)
+    i_on, i_off = _on_off_levels(i_on, i_off)
     v_abs, a_abs = np.abs(s.voltage), np.abs(s.current)
-    v_th = np.full(s.n_sweeps, np.nan)
-    v_hold = np.full(s.n_sweeps, np.nan)
+    out = np.full(s.n_sweeps, np.nan)
     for n in range(s.n_sweeps):
-        peak = _peak_index(v_abs[n])
-        k = _threshold_index(a_abs[n], peak, i_on)
+        k = _hold_index(a_abs[n], _peak_index(v_abs[n]), i_on, i_off)
         if k is not None:
-            v_th[n] = v_abs[n, k]
-        k = _hold_index(a_abs[n], peak, i_on, i_off)
-        if k is not None:
-            v_hold[n] = v_abs[n, k]
-    return v_th, v_hold
+            out[n] = float(a_abs[n, k - 1] >= i_on)
+    return out
 
 
 def _switched(current: np.ndarray, i_on: float) -> np.ndarray:
@@ -226,23 +254,34 @@ def on_off_resistance(sweeps: DCSweeps, i_on: float = 1e-8, i_off: float = 1e-11
 # pulse trials
 
 
-def _crossing_time(t: np.ndarray, y: np.ndarray, level: float, start: int, upward: bool) -> float:
-    """Time, s, of the first crossing of ``level`` by ``y`` at or after sample ``start``.
+def first_upward_crossing(t: np.ndarray, g: np.ndarray, start: int = 0) -> float:
+    """Time, s, of the first upward zero crossing of a sampled ``g`` at or after sample ``start``.
 
-    The first sample ``k >= start`` with ``y[k] >= level`` (upward) or ``y[k] < level``
-    (downward); if the sample before it is on the other side, the time is interpolated
-    linearly between ``t[k-1]`` and ``t[k]``, else it is ``t[k]``. NaN if never crossed.
+    The event definition of :func:`ionspike.events.upward_crossing` (``g`` from < 0 to >= 0,
+    linearly interpolated between the two samples), for one NumPy trace: the first sample
+    ``k >= start`` with ``g[k] >= 0``; if ``g[k - 1] < 0`` the time is interpolated between
+    ``t[k - 1]`` and ``t[k]``, else (the trace starts at or above zero) it is ``t[k]``. NaN if
+    ``g`` never reaches 0. A level crossing is a crossing of ``y - level``, a downward one the
+    upward crossing of ``level - y``. (NumPy here, for traces of any length without JAX; the
+    JAX step form is the one in :mod:`ionspike.events`.)
     """
-    seg = y[start:]
-    k = _first(seg >= level if upward else seg < level)
+    k = _first(g[start:] >= 0.0)
     if k is None:
         return math.nan
     k += start
-    if k == 0 or ((y[k - 1] >= level) if upward else (y[k - 1] < level)):
+    if k == 0 or g[k - 1] >= 0.0:
         return float(t[k])
-    y0, y1 = y[k - 1], y[k]
-    frac = min(max((level - y0) / (y1 - y0), 0.0), 1.0)
+    frac = min(max(-g[k - 1] / (g[k] - g[k - 1]), 0.0), 1.0)
     return float(t[k - 1] + frac * (t[k] - t[k - 1]))
+
+
+def _crossing_time(t: np.ndarray, y: np.ndarray, level: float, start: int, upward: bool) -> float:
+    """Time, s, of the first crossing of ``level`` by ``y`` at or after sample ``start``: upward
+    (``y >= level``) or downward (``y < level``, i.e. ``level - y > 0``), see :func:`first_upward_crossing`."""
+    if upward:
+        return first_upward_crossing(t, y - level, start)
+    # below means y < level: one ulp down keeps y == level (level - y = 0) on the not-crossed side
+    return first_upward_crossing(t, np.nextafter(level - y, -np.inf), start)
 
 
 def _edges_one(t: np.ndarray, v: np.ndarray, level: float) -> tuple[float, float, float]:

@@ -9,17 +9,24 @@ r"""The two measurement setups of a bare diffusive memristor, simulated with the
 
 Both use the same laws as the neuron (:mod:`ionspike.device.memristor`: growth with the
 drift-onset voltage, dissolution, residue, chemical-Langevin noise with ``N_eff``) and the
-same explicit-midpoint + Euler-Maruyama scheme as :mod:`ionspike.circuit`, with the device
-voltage solved algebraically from the setup at every (half) step. Every trial is one
+circuit's own step of the ionic state: :func:`ionspike.circuit.ionic_midpoint` (explicit
+midpoint) and :func:`ionspike.circuit.langevin_kick` (Euler-Maruyama noise), with the device
+voltage solved algebraically from the setup at the start and the half step. Every trial is one
 switching cycle of one device, so each trial draws its own cycle-to-cycle factor of ``mu``
 (``sigma_c2c_ln_mu``) and its own noise; device-to-device spread does not enter.
 
 Besides the sampled traces (the same layout as measured data, so the same feature
 extraction applies to both), the integrator records crossing times interpolated inside a
-step: the first time ``|I|`` rises through ``i_on``, the first time it falls through ``i_off``
-after last being above ``i_on``, and the first time ``x`` rises through ``X_LEVEL``. The
+step (:func:`ionspike.events.upward_crossing`; a downward crossing of a level is the upward
+crossing of the negated, shifted signal): the first time ``|I|`` rises through ``i_on``, the
+first time it falls through ``i_off`` after last being above ``i_on``, and the first time ``x``
+rises through ``X_LEVEL``. The
 release and the ``x`` crossing move gradually with the parameters, so fits differentiate
 through them (pathwise, with the noise held fixed); see ``X_LEVEL`` for why not ``t_on``.
+
+Precision: the public simulators run in float64 (:func:`ionspike.precision.x64`) and return
+NumPy arrays. The traceable cores (:func:`dc_sweep_run`, :func:`pulse_run`, :func:`trial_draws`)
+are called inside a float64 entry point (the fits) and refuse to run in float32.
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ionspike.calibrate.data import DCSweeps, PulseTrials
-from ionspike.device.memristor import ionic_rates, resistance
+from ionspike.circuit import ionic_midpoint, langevin_kick
+from ionspike.device.memristor import resistance
 from ionspike.errors import ParameterError
+from ionspike.events import upward_crossing
 from ionspike.params import Memristor, Noise
 from ionspike.precision import x64
 
@@ -49,9 +58,9 @@ X_LEVEL = 0.5
 class Crossings(NamedTuple):
     """Per-trial crossing times (s, NaN if none) interpolated inside a step."""
 
-    t_on: jnp.ndarray    # first upward crossing of i_on
-    t_off: jnp.ndarray   # first downward crossing of i_off after the current was last above i_on
-    t_x: jnp.ndarray     # first upward crossing of x = F + R through X_LEVEL (for gradients, see below)
+    t_on: np.ndarray    # first upward crossing of i_on
+    t_off: np.ndarray   # first downward crossing of i_off after the current was last above i_on
+    t_x: np.ndarray     # first upward crossing of x = F + R through X_LEVEL (for gradients, see below)
 
 
 @dataclass(frozen=True)
@@ -87,12 +96,14 @@ class DCSweep:
     def ramp_voltage(self, t):
         """|V| (V) of the continuous triangle through the middles of the staircase's holds, at time ``t``
         (s) from the start: the level a crossing at ``t`` is recorded at, made continuous so that
-        interpolated crossing times turn into voltages with a gradient."""
+        interpolated crossing times turn into voltages with a gradient.
+
+        The rising branch ``rate t + v_step/2`` and the falling one ``rate (2 t_peak + hold - t) -
+        v_step/2`` meet at ``t_peak``; their minimum is written with ``abs`` so that NumPy input stays
+        NumPy float64 and traced JAX input stays traceable."""
         rate = self.v_step / self.hold
         t_peak = round(abs(self.v_peak) / self.v_step) * self.hold
-        rising = rate * t + 0.5 * self.v_step
-        falling = rate * (2 * t_peak + self.hold - t) - 0.5 * self.v_step
-        return jnp.where(t <= t_peak, rising, falling)
+        return rate * (t_peak + 0.5 * self.hold - abs(t - t_peak))
 
 
 @dataclass(frozen=True)
@@ -163,23 +174,17 @@ def device_voltage(v_app, r_d, mode: int, limit):
 
 
 def _step(F, R, v_app, mu_scale, m: Memristor, n_eff, dt, dW, mode, limit):
-    """One explicit-midpoint step of (F, R) at applied voltage ``v_app``; noise Euler-Maruyama."""
+    """One step of (F, R) at applied voltage ``v_app``: the circuit's explicit midpoint
+    (:func:`ionspike.circuit.ionic_midpoint`) with the device voltage from the setup, then its
+    Euler-Maruyama noise (:func:`ionspike.circuit.langevin_kick`) unless ``dW`` is None."""
 
-    def rates(F, R):
-        v_m = device_voltage(v_app, resistance(F + R, m), mode, limit)
-        return ionic_rates(F, R, v_m, m, mu_scale)
+    def v_m(F, R):
+        return device_voltage(v_app, resistance(F + R, m), mode, limit)
 
-    df0, dr0, var_f, var_r = rates(F, R)
-    F_h = jnp.maximum(F + 0.5 * dt * df0, 0.0)
-    R_h = jnp.maximum(R + 0.5 * dt * dr0, 0.0)
-    df, dr, _, _ = rates(F_h, R_h)
-    F = F + dt * df
-    R = R + dt * dr
-    if dW is not None:
-        # the floor keeps sqrt's derivative finite where a rate vanishes (no drive, no Ag)
-        F = F + jnp.sqrt(jnp.maximum(var_f, 1e-30) * dt / n_eff) * dW[0]
-        R = R + jnp.sqrt(jnp.maximum(var_r, 1e-30) * dt / n_eff) * dW[1]
-    return jnp.maximum(F, 0.0), jnp.maximum(R, 0.0)
+    F, R, var_f, var_r, _ = ionic_midpoint(F, R, v_m(F, R), v_m, m, dt, mu_scale)
+    if dW is None:
+        return F, R
+    return langevin_kick(F, R, var_f, var_r, dt, n_eff, dW)
 
 
 def _current(F, R, v_app, m, mode, limit):
@@ -196,10 +201,11 @@ class _Carry(NamedTuple):
     t_x: jnp.ndarray
 
 
-def _cross(log_prev, log_new, level, t, dt):
-    """Interpolated time (s) at which log10|I| passes ``level`` during the step ending at t + dt."""
-    frac = (level - log_prev) / jnp.where(log_new == log_prev, 1.0, log_new - log_prev)
-    return t + dt * jnp.clip(frac, 0.0, 1.0)
+def _first_time(t_prev, crossing, t, dt):
+    """The earlier of ``t_prev`` (NaN: none yet) and a crossing ``(crossed, fraction)`` in the step
+    that starts at ``t`` (s) and lasts ``dt`` (s)."""
+    crossed, frac = crossing
+    return jnp.where(crossed & jnp.isnan(t_prev), t + dt * frac, t_prev)
 
 
 @functools.partial(jax.jit, static_argnames=("steps_per_point", "mode", "deterministic"))
@@ -231,17 +237,13 @@ def _integrate(m: Memristor, n_eff, mu_scale, v_points, t_points, dt, keys, limi
                 R = jnp.where(clamped, jax.lax.stop_gradient(R), R)
             log_i = jnp.log10(jnp.abs(_current(F, R, v_app, m, mode, limit)) + 1e-30)
             t = t0 + j * dt
-            up = (c.log_i < log_on) & (log_i >= log_on)
-            t_on = jnp.where(up & jnp.isnan(c.t_on), _cross(c.log_i, log_i, log_on, t, dt), c.t_on)
-            down = (c.log_i >= log_off) & (log_i < log_off)
-            on_now = log_i >= log_on
-            t_off = jnp.where(on_now, jnp.nan,
-                              jnp.where(down & jnp.isnan(c.t_off) & ~jnp.isnan(t_on),
-                                        _cross(c.log_i, log_i, log_off, t, dt), c.t_off))
-            x_prev, x_new = c.F + c.R, F + R
-            up_x = (x_prev < X_LEVEL) & (x_new >= X_LEVEL) & jnp.isnan(c.t_x)
-            frac = (X_LEVEL - x_prev) / jnp.where(x_new == x_prev, 1.0, x_new - x_prev)
-            t_x = jnp.where(up_x, t + dt * jnp.clip(frac, 0.0, 1.0), c.t_x)
+            t_on = _first_time(c.t_on, upward_crossing(c.log_i - log_on, log_i - log_on), t, dt)
+            # the release: a downward crossing of i_off is an upward crossing of log_off - log|I|; it
+            # counts after the switch, and is forgotten while the current is back above i_on
+            crossed, frac = upward_crossing(log_off - c.log_i, log_off - log_i)
+            t_off = jnp.where(log_i >= log_on, jnp.nan,
+                              _first_time(c.t_off, (crossed & ~jnp.isnan(t_on), frac), t, dt))
+            t_x = _first_time(c.t_x, upward_crossing(c.F + c.R - X_LEVEL, F + R - X_LEVEL), t, dt)
             return _Carry(F, R, log_i, t_on, t_off, t_x), None
 
         js = jnp.arange(steps_per_point, dtype=jnp.float64)
@@ -251,6 +253,18 @@ def _integrate(m: Memristor, n_eff, mu_scale, v_points, t_points, dt, keys, limi
     idx = jnp.arange(v_points.shape[0], dtype=jnp.uint32)
     carry, current = jax.lax.scan(point, carry, (v_points, t_points, idx))
     return current, Crossings(carry.t_on, carry.t_off, carry.t_x)
+
+
+def require_float64(name: str) -> None:
+    """Refuse to trace a calibration core in float32: resistances span 1e4..1e12 Ohm and crossing
+    times are interpolated inside microsecond steps (see :mod:`ionspike.precision`)."""
+    if not jax.config.jax_enable_x64:
+        raise ParameterError(f"{name} needs JAX float64: call it inside ionspike.precision.float64() (the "
+                             "public fits and simulate_dc_sweeps/simulate_pulses do this themselves)")
+
+
+def _numpy_crossings(c: Crossings) -> Crossings:
+    return Crossings(*(np.asarray(v, dtype=np.float64) for v in c))
 
 
 def _trial_keys(seed: int, n: int):
@@ -265,7 +279,9 @@ def _check_trials(n):
 
 
 def dc_sweep_run(m: Memristor, n_eff, mu_scale, keys, setup: DCSweep, i_on: float, i_off: float, deterministic: bool):
-    """Traceable core of :func:`simulate_dc_sweeps`: ``(|I| (points, trials), Crossings)`` as JAX arrays."""
+    """Traceable core of :func:`simulate_dc_sweeps`: ``(|I| (points, trials), Crossings)`` as JAX arrays
+    (float64: call inside :func:`ionspike.precision.float64`)."""
+    require_float64("dc_sweep_run")
     levels = setup.levels()
     n = mu_scale.shape[0]
     spp = int(round(setup.hold / setup.dt))
@@ -276,7 +292,9 @@ def dc_sweep_run(m: Memristor, n_eff, mu_scale, keys, setup: DCSweep, i_on: floa
 
 
 def pulse_run(m: Memristor, n_eff, mu_scale, keys, setup: PulseSetup, i_level: float, deterministic: bool):
-    """Traceable core of :func:`simulate_pulses`: ``(|I| (samples, trials), Crossings)`` as JAX arrays."""
+    """Traceable core of :func:`simulate_pulses`: ``(|I| (samples, trials), Crossings)`` as JAX arrays
+    (float64: call inside :func:`ionspike.precision.float64`)."""
+    require_float64("pulse_run")
     n = mu_scale.shape[0]
     spp = int(round(setup.sample / setup.dt))
     t_points = np.arange(int(round(setup.duration / setup.sample))) * setup.sample
@@ -289,8 +307,9 @@ def pulse_run(m: Memristor, n_eff, mu_scale, keys, setup: PulseSetup, i_level: f
 
 def trial_draws(noise: Noise, n_trials: int, seed: int, deterministic: bool = False):
     """Per-trial cycle factors of ``mu`` (all 1 when ``deterministic``) and noise keys for ``seed``;
-    trial i's draws do not depend on ``n_trials``."""
+    trial i's draws do not depend on ``n_trials``. Float64: call inside :func:`ionspike.precision.float64`."""
     _check_trials(n_trials)
+    require_float64("trial_draws")
     k_c2c, keys = _trial_keys(seed, n_trials)
     if deterministic:
         return jnp.ones(n_trials), keys
@@ -307,7 +326,8 @@ def no_langevin(noise: Noise, deterministic: bool | None = None) -> bool:
 @x64
 def simulate_dc_sweeps(m: Memristor, noise: Noise, setup: DCSweep = DCSweep(), *, n_trials: int = 1, seed: int = 0,
                        i_on: float = 1e-8, i_off: float = 1e-11, deterministic: bool | None = None):
-    """Simulate ``n_trials`` sweeps; returns ``(DCSweeps, Crossings)`` (crossing times in s from the start).
+    """Simulate ``n_trials`` sweeps; returns ``(DCSweeps, Crossings)`` (crossing times in s from the start,
+    NumPy float64 arrays).
 
     Deterministic (no Langevin noise, no cycle spread) when ``deterministic``; no Langevin noise
     when ``N_eff = inf`` (the cycle-to-cycle spread of ``mu`` remains).
@@ -317,14 +337,14 @@ def simulate_dc_sweeps(m: Memristor, noise: Noise, setup: DCSweep = DCSweep(), *
     current, cross = dc_sweep_run(m, noise.n_eff, scale, keys, setup, i_on, i_off, det)
     current = np.maximum(np.asarray(current).T, setup.i_floor)
     voltage = np.broadcast_to(setup.levels(), current.shape).copy()
-    return DCSweeps(voltage=voltage, current=current, time=None, source="simulated"), cross
+    return DCSweeps(voltage=voltage, current=current, time=None, source="simulated"), _numpy_crossings(cross)
 
 
 @x64
 def simulate_pulses(m: Memristor, noise: Noise, setup: PulseSetup = PulseSetup(), *, n_trials: int = 1, seed: int = 0,
                     i_level: float = 1e-6, deterministic: bool | None = None):
     """Simulate ``n_trials`` pulse trials; returns ``(PulseTrials, Crossings)``: ``t_on`` is the first
-    time ``|I|`` rises through ``i_level`` (s from the start of the record)."""
+    time ``|I|`` rises through ``i_level`` (s from the start of the record); NumPy float64 arrays."""
     det = no_langevin(noise, deterministic)
     scale, keys = trial_draws(noise, n_trials, seed, bool(deterministic))
     current, cross = pulse_run(m, noise.n_eff, scale, keys, setup, i_level, det)
@@ -333,4 +353,4 @@ def simulate_pulses(m: Memristor, noise: Noise, setup: PulseSetup = PulseSetup()
     t_points = np.arange(n_points) * setup.sample
     time = np.broadcast_to(t_points + setup.sample, current.shape).copy()
     voltage = np.broadcast_to(np.asarray(setup.waveform(t_points + 0.5 * setup.sample)), current.shape).copy()
-    return PulseTrials(time=time, voltage=voltage, current=current, source="simulated"), cross
+    return PulseTrials(time=time, voltage=voltage, current=current, source="simulated"), _numpy_crossings(cross)
