@@ -134,14 +134,14 @@ def seed(value: Any, name: str = "seed", *, error: type[IonspikeError] = Paramet
     return integer(name, value, 0, SEED_MAX, error=error)
 
 
-_VALUE_TYPES = (numbers.Number, str, list, tuple, np.ndarray, np.generic, jax.Array)
+_VALUE_TYPES = (numbers.Number, str, list, tuple, np.ndarray, np.generic, jax.Array, type(None))
 
 
 def user_values(values: Iterable[Any]) -> bool:
     """True when a record's field values are user input to validate; False for the copies JAX
     builds while transforming a function: any field a tracer, or every field a placeholder
-    (``None``, ``object()``, a shape struct). A record mixing numbers and ``None`` is user
-    input (and the ``None`` is then refused by the record's own checks)."""
+    (the ``object()`` proxies of ``vmap``'s axis specs, shape structs). ``None`` counts as user
+    input (JAX never puts it in a leaf), so the record's own checks refuse it."""
     values = list(values)
     if any(isinstance(v, jax.core.Tracer) for v in values):
         return False

@@ -80,6 +80,9 @@ def _coerce(where: str, value: Any, unit: str) -> Any:
         raise ParameterError(f"{where} = {value!r}: expected a number{' in ' + unit if unit else ''}, not a bool")
     if isinstance(value, jax.core.Tracer):
         return value  # inside a JAX transformation: checked where the concrete record is built
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+        # per-neuron values as to_dict writes them (numbers, "inf"): each parsed like a scalar
+        value = [parse_quantity(v, unit, name=f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, (jax.Array, np.ndarray, list, tuple)):
         try:
             dtype = value.dtype if isinstance(value, (jax.Array, np.ndarray)) else np.asarray(value).dtype
@@ -329,7 +332,7 @@ def _section_from_dict(cls, data: Any, where: str):
         if name in cls._static:
             kwargs[name] = value
         else:
-            kwargs[name] = parse_quantity(value, f.metadata["unit"], name=f"{where}.{name}")
+            kwargs[name] = _coerce(f"{where}.{name}", value, f.metadata["unit"])
     missing = [n for n, f in known.items() if n not in kwargs and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
     if missing:
@@ -346,7 +349,9 @@ def from_dict(data: Mapping, *, where: str = "params") -> NeuronParams:
     """Build :class:`NeuronParams` from nested dicts of numbers (SI) or unit strings.
 
     ``data`` has the sections ``memristor``, ``transistor`` (with ``model = "ekv"`` or
-    ``"square"``), ``circuit`` and optionally ``noise``, each a dict of field -> value.
+    ``"square"``), ``circuit`` and optionally ``noise``, each a dict of field -> value
+    (a number, a unit string, or a list of them per neuron, as :meth:`NeuronParams.to_dict`
+    writes).
 
     Raises:
         ParameterError, UnitError: a missing or unknown section or field, a value of the

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from typing import Any, Callable
 
 import jax
@@ -20,10 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ionspike import circuit
+from ionspike import checks, circuit
 from ionspike.errors import ParameterError, StimulusError
 from ionspike.params import NeuronParams
-from ionspike.presets import Preset, load
+from ionspike.presets import Preset, resolve
 from ionspike.solve import Record, Scheme, solve
 from ionspike.stimulus import STEPS_PER_SEGMENT, Stimulus
 from ionspike.units import parse_quantity
@@ -35,38 +36,119 @@ LONG_NAMES = {"V_in": "input voltage", "F": "filament", "R": "residue", "V_g": "
 # physics limits on dt (see _check_dt): fraction of the fastest ionic rate per step
 MAX_RATE_DT = 0.2
 MAX_GROWTH_DT = 0.5
-DEFAULT_MAX_EVENTS = 64
+BASE_MAX_EVENTS = 64          # automatic event buffer: this plus one per refractory period R_c C_g ...
+AUTO_MAX_EVENTS_CAP = 4096    # ... up to this (a buffer that overflows grows and the run is repeated)
+MAX_NOISE_SUBSTEPS = 4096
+# per-neuron status in the Dataset (``status``) and in metrics.summarize
+STATUS_OK, STATUS_NON_FINITE = 0, 1
+STATUS_MEANINGS = ("ok", "non_finite")
+# memory estimate (see _check_memory): bytes per neuron of state, parameters, draws, energy terms
+# and XLA temporaries (measured peak ~2.7 kB per neuron with 66-event buffers, counted apart)
+STATE_BYTES_PER_NEURON = 2048
+MEMORY_LIMIT_ENV = "IONSPIKE_MEMORY_LIMIT"   # bytes; overrides the detected memory
 
 
-def _resolve_params(params: Any) -> tuple[NeuronParams, Preset | None]:
-    if isinstance(params, NeuronParams):
-        return params, None
-    if isinstance(params, Preset):
-        return params.params, params
-    if isinstance(params, str):
-        preset = load(params)
-        return preset.params, preset
-    raise ParameterError(f"params = {params!r}: expected NeuronParams, a Preset, or a preset name/path")
+def _resolve_params(params: Any) -> tuple[NeuronParams, Preset]:
+    """(params, preset) of anything :func:`ionspike.presets.resolve` accepts (kept for callers)."""
+    preset = resolve(params)
+    return preset.params, preset
 
 
 def _batch_size(params: NeuronParams, stimulus: Stimulus, n: int | None) -> int:
     sizes = {int(np.size(leaf)) for leaf in jax.tree.leaves(params)}
     sizes.add(stimulus.size())
     if n is not None:
-        if n < 1:
-            raise ParameterError(f"n = {n} is out of range: allowed [1, inf) neurons")
-        sizes.add(int(n))
+        sizes.add(checks.integer("n", n, 1))
     sizes.discard(1)
     if len(sizes) > 1:
         raise ParameterError(f"per-neuron lengths disagree: n, parameter arrays and stimulus give {sorted(sizes)}")
     return sizes.pop() if sizes else 1
 
 
+def _bytes(x: float) -> str:
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.0f} B"
+
+
+def memory_limit() -> tuple[float, str]:
+    """(bytes a run may use, where that number comes from): ``$IONSPIKE_MEMORY_LIMIT`` if set,
+    else the physical memory of this machine (and of the accelerator, when JAX reports it)."""
+    text = os.environ.get(MEMORY_LIMIT_ENV)
+    if text:
+        try:
+            limit = float(text)
+        except ValueError:
+            raise ParameterError(f"${MEMORY_LIMIT_ENV} = {text!r}: expected a number of bytes, e.g. 8e9") from None
+        if not (limit > 0):
+            raise ParameterError(f"${MEMORY_LIMIT_ENV} = {text!r} is out of range: allowed (0, inf) bytes")
+        return limit, f"${MEMORY_LIMIT_ENV}"
+    limit, source = math.inf, "unknown"
+    try:
+        limit, source = float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")), "physical memory"
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # a backend without memory statistics
+        stats = {}
+    if stats.get("bytes_limit") and stats["bytes_limit"] < limit:
+        limit, source = float(stats["bytes_limit"]), f"{jax.devices()[0].platform} memory"
+    return limit, source
+
+
+def _check_memory(n: int, n_steps: int, record_every: int, signals: tuple, max_events: int, c2c: bool,
+                  noise_substeps: int) -> None:
+    """Refuse a run whose arrays cannot fit, before any of them is allocated.
+
+    Estimate: per neuron the state and temporaries, two event buffers (and the flush copy), the
+    cycle-to-cycle draws, the fine noise draws, and the recorded signals (host copy, segment
+    buffers and the final concatenation: x2.5).
+    """
+    records = n_steps // record_every + 2
+    per_neuron = (STATE_BYTES_PER_NEURON + 2 * 2 * 8 * max_events + (8 * (max_events + 1) if c2c else 0)
+                  + 8 * circuit.N_NOISE * noise_substeps + 2.5 * 8 * len(signals) * records)
+    need = float(n) * per_neuron
+    limit, source = memory_limit()
+    if need > limit:
+        raise ParameterError(
+            f"n = {n} neurons need an estimated {_bytes(need)} (state and temporaries, event buffers of "
+            f"{max_events} per neuron, {len(signals)} recorded signal(s) x {records} points), more than the "
+            f"{_bytes(limit)} available ({source}; set ${MEMORY_LIMIT_ENV} in bytes to override): reduce n, "
+            "record fewer signals or points (signals=(), record_every) or shorten the run")
+
+
+def _check_devices(devices: Any, n: int) -> Any:
+    if devices is None:
+        return None
+    if isinstance(devices, str):
+        return checks.choice("devices", devices, ("auto",))
+    if not (isinstance(devices, (list, tuple)) and devices and all(isinstance(d, jax.Device) for d in devices)):
+        raise ParameterError(f"devices = {devices!r}: allowed 'auto', None or a non-empty list of JAX devices "
+                             f"(e.g. jax.devices())")
+    if n % len(devices):
+        raise ParameterError(f"devices: {n} neurons cannot be split evenly over {len(devices)} devices; "
+                             f"allowed n a multiple of {len(devices)}")
+    return list(devices)
+
+
+def _check_signals(signals: Any) -> tuple[str, ...]:
+    if isinstance(signals, str) or not isinstance(signals, (list, tuple)):
+        raise ParameterError(f"signals = {signals!r}: expected a tuple of names from {list(circuit.SIGNALS)} "
+                             "(() for none)")
+    unknown = [s for s in signals if s not in circuit.SIGNALS]
+    if unknown:
+        raise ParameterError(f"signals: unknown {unknown}; allowed {list(circuit.SIGNALS)}")
+    if len(set(signals)) != len(signals):
+        raise ParameterError(f"signals = {tuple(signals)!r} names a signal twice; allowed each of "
+                             f"{list(circuit.SIGNALS)} once")
+    return tuple(signals)
+
+
 def _check_dt(dt: float, duration: float, p: NeuronParams, stimulus: Stimulus, v_max_extra: float = 0.0) -> int:
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ParameterError(f"dt = {dt!r} s is out of range: allowed (0, inf) s")
-    if not (math.isfinite(duration) and duration > 0):
-        raise ParameterError(f"duration = {duration!r} s is out of range: allowed (0, inf) s")
+    checks.positive("dt", dt, unit="s")
+    checks.positive("duration", duration, unit="s")
     seg = stimulus.min_segment()
     if dt > seg / STEPS_PER_SEGMENT:
         raise ParameterError(
@@ -121,6 +203,9 @@ def _keys(seed: int):
 @x64
 def device_spread(params: NeuronParams, n: int, seed: int) -> np.ndarray:
     """The per-neuron device-to-device factors of ``mu`` that ``simulate(..., n=n, seed=seed)`` uses."""
+    params = resolve(params).params
+    n, seed = checks.integer("n", n, 1), checks.seed(seed)
+    _check_memory(n, 1, 1, (), 0, False, 1)
     k_spread, _ = _keys(seed)
     return np.asarray(draw_spread(jax.tree.map(jnp.asarray, params), n, 1, k_spread).mu_d2d)
 
@@ -153,7 +238,7 @@ def simulate(
     deterministic: bool = False,
     record_every: int | None = None,
     signals: tuple[str, ...] = circuit.SIGNALS,
-    max_events: int = 64,  # DEFAULT_MAX_EVENTS
+    max_events: int | None = None,
     noise_substeps: int = 1,
     throw: bool = True,
     progress: Callable[[float], None] | None = None,
@@ -168,20 +253,24 @@ def simulate(
         stimulus: the input waveform (per-neuron fields allowed).
         duration: simulated time, s or a unit string ("300 ms").
         n: number of neurons (default: implied by per-neuron arrays, else 1).
-        seed: all randomness (spread and noise) derives from it.
+        seed: all randomness (spread and noise) derives from it; an integer in [0, 2^63 - 1].
         dt: time step, s or unit string (default: the preset's, else 2 µs).
         deterministic: switch off noise and spread (``N_eff = inf``, ``sigma = 0``).
 
     Other arguments:
         record_every: record signals every this many steps (default: ~2000 points).
         signals: which of ``V_in, F, R, V_g, V_d, I_d`` to record (``()`` for none).
-        max_events: initial per-neuron event buffer; grown and rerun if exceeded.
+        max_events: initial per-neuron event buffer (default ``None``: room for one event
+            per refractory period ``R_c C_g``); grown and rerun if exceeded.
         noise_substeps: Brownian-path control (see :class:`ionspike.solve.Scheme`): ``dt=h,
             noise_substeps=r`` follows the same noise path as ``dt=h/r``, for convergence
             studies of the stochastic model.
-        throw: raise on a non-finite state, else mark ``status`` per neuron.
+        throw: raise on a non-finite state; with ``False`` the Dataset's ``status`` marks each
+            neuron ``ok`` (0) or ``non_finite`` (1), ``status_t_fail`` gives the time, and a
+            failed neuron's energies are NaN (its spikes before the failure are kept).
         progress: callback with the completed fraction.
-        devices: split the neurons over several devices (see :func:`ionspike.solve.solve`).
+        devices: ``"auto"``, ``None`` or a list of JAX devices to split the neurons over
+            (see :func:`ionspike.solve.solve`).
         stages: cascade length: with ``stages > 1`` each of the ``n`` chains has ``stages``
             neurons, stage 0 driven by ``stimulus`` and stage ``k`` by the voltage on stage
             ``k-1``'s load (:func:`ionspike.circuit.cascade_input`). Neurons are laid out
@@ -189,47 +278,49 @@ def simulate(
 
     Returns:
         ``xarray.Dataset`` with dims ``time`` × ``neuron`` (recorded signals), ``spike`` and
-        ``dm_event`` (event times, NaN-padded), per-neuron counts and energies (J); units
-        in each variable's ``units`` attribute; parameters (SI JSON) and settings in attrs.
+        ``dm_event`` (event times, NaN-padded), per-neuron counts, energies (J) and status;
+        units in each variable's ``units`` attribute; parameters (SI JSON) and settings in attrs.
 
     Raises:
-        ParameterError, StimulusError: invalid input (names field, value, allowed range).
+        ParameterError, StimulusError, PresetError, UnitError: invalid input (names the
+            argument, its value and the allowed range or type), including a run whose arrays
+            would not fit in memory (estimated before anything is allocated).
         SolverError: a neuron became non-finite (time and neuron index), when ``throw``.
     """
-    p, preset = _resolve_params(params)
+    preset = resolve(params)
+    p = preset.params
     if stimulus is None:
         raise StimulusError("stimulus is required: e.g. PulseTrain(0.8, 1e-3, 2e-3) or DC(0.8)")
     if not isinstance(stimulus, Stimulus):
         raise StimulusError(f"stimulus = {stimulus!r}: expected an ionspike.stimulus waveform")
-    if deterministic:
+    seed = checks.seed(seed)
+    if checks.flag("deterministic", deterministic):
         p = p.deterministic()
+    throw = checks.flag("throw", throw)
+    if progress is not None and not callable(progress):
+        raise ParameterError(f"progress = {progress!r}: expected a function of the completed fraction, or None")
     duration = parse_quantity(duration, "s", name="duration")
-    if dt is None:
-        dt = preset.dt if preset is not None and preset.dt else 2e-6
-    dt = parse_quantity(dt, "s", name="dt")
-    unknown = sorted(set(signals) - set(circuit.SIGNALS))
-    if unknown:
-        raise ParameterError(f"signals: unknown {unknown}; allowed {list(circuit.SIGNALS)}")
+    dt = parse_quantity(dt if dt is not None else (preset.dt or 2e-6), "s", name="dt")
+    signals = _check_signals(signals)
     n = _batch_size(p, stimulus, n)
-    if not (isinstance(stages, int) and stages >= 1):
-        raise ParameterError(f"stages = {stages!r} is out of range: allowed integers >= 1")
+    stages = checks.integer("stages", stages, 1)
     n_steps = _check_dt(dt, duration, p, stimulus, float(np.max(p.circuit.v_dd)) if stages > 1 else 0.0)
     chains, n = n, n * stages
-    if stages > 1:
-        p = jax.tree.map(lambda a: np.tile(np.asarray(a), stages) if np.ndim(a) else a, p)
     if record_every is None:
         # ~2000 recorded points; with nothing to record, long blocks (fewer loop exits)
         record_every = max(1, n_steps // 2000) if signals else min(n_steps, 2048)
-    if record_every < 1:
-        raise ParameterError(f"record_every = {record_every} is out of range: allowed [1, inf) steps")
-    if not (isinstance(noise_substeps, int) and noise_substeps >= 1):
-        raise ParameterError(f"noise_substeps = {noise_substeps!r} is out of range: allowed integers >= 1")
-    if max_events < 1:
-        raise ParameterError(f"max_events = {max_events} is out of range: allowed [1, inf)")
-    if max_events == DEFAULT_MAX_EVENTS:
+    record_every = checks.integer("record_every", record_every, 1)
+    noise_substeps = checks.integer("noise_substeps", noise_substeps, 1, MAX_NOISE_SUBSTEPS)
+    if max_events is None:
         # room for one event per refractory period (R_c C_g) so that a rerun is rare
         rc_cg = float(np.min(np.asarray(p.circuit.r_c) * np.asarray(p.circuit.c_g)))
-        max_events = int(min(DEFAULT_MAX_EVENTS + math.ceil(duration / rc_cg), 4096))
+        max_events = int(min(BASE_MAX_EVENTS + math.ceil(duration / rc_cg), AUTO_MAX_EVENTS_CAP))
+    max_events = checks.integer("max_events", max_events, 1)
+    devices = _check_devices(devices, n)
+    c2c = float(np.max(p.noise.sigma_c2c_ln_mu)) > 0
+    _check_memory(n, n_steps, record_every, signals, max_events, c2c, noise_substeps)
+    if stages > 1:
+        p = jax.tree.map(lambda a: np.tile(np.asarray(a), stages) if np.ndim(a) else a, p)
 
     k_spread, k_noise = _keys(seed)
     stochastic_noise = math.isfinite(float(np.min(p.noise.n_eff)))
@@ -246,7 +337,7 @@ def simulate(
         sol = solve(
             step, state0, stim, args,
             n=n, n_steps=n_steps, scheme=Scheme(dt=dt, noise_substeps=noise_substeps),
-            record=Record(every=record_every, signals=tuple(signals), max_events=max_events, event_slots=slots),
+            record=Record(every=record_every, signals=signals, max_events=max_events, event_slots=slots),
             key=k_noise if stochastic_noise else None,
             n_noise=circuit.N_NOISE if stochastic_noise else 0,
             initial_signals=init, throw=throw, progress=progress, devices=devices,
@@ -257,6 +348,7 @@ def simulate(
         # a buffer overflowed (counts kept running, so we know by how much): rerun with room for all
         max_events = max(max_events, 1 << (needed - 1).bit_length())
         slots = max(slots, sol.max_events_per_chunk)
+        _check_memory(n, n_steps, record_every, signals, max_events, c2c, noise_substeps)
 
     ds = _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, draws, state0)
     if stages > 1:
@@ -304,14 +396,19 @@ def _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, 
     data["dm_on_time"], dm_count = events("dm_on", "dm_event")
     data["dm_on_time"][2]["long_name"] = "DM turn-on times (F + R rising through 1), NaN-padded"
     data["dm_on_count"] = ("neuron", dm_count, {"units": "1"})
+    failed = np.isfinite(sol.t_fail)
     for name, e in sol.energy.items():
-        data[f"energy_{name}"] = ("neuron", e, {"units": "J", "long_name": f"energy: {name}"})
+        data[f"energy_{name}"] = ("neuron", np.where(failed, np.nan, e),
+                                  {"units": "J", "long_name": f"energy: {name} (NaN: the neuron failed)"})
     final = circuit.stored_energy(jax.tree.map(jnp.asarray, sol.final_state), p)
     start = circuit.stored_energy(state0, p)
     for name in final:
-        data[f"energy_stored_{name}"] = ("neuron", np.asarray(final[name] - start[name]),
+        data[f"energy_stored_{name}"] = ("neuron", np.where(failed, np.nan, np.asarray(final[name] - start[name])),
                                          {"units": "J", "long_name": f"change of energy stored on C_{name[1:]}"})
     data["mu_scale_d2d"] = ("neuron", np.asarray(draws.mu_d2d), {"units": "1"})
+    data["status"] = ("neuron", np.where(failed, STATUS_NON_FINITE, STATUS_OK).astype(np.int8),
+                      {"long_name": "neuron status", "flag_values": np.array([STATUS_OK, STATUS_NON_FINITE], np.int8),
+                       "flag_meanings": " ".join(STATUS_MEANINGS)})
     data["status_t_fail"] = ("neuron", sol.t_fail, {"units": "s", "long_name": "first non-finite time (NaN = ok)"})
     ds = xr.Dataset(data, coords={"time": ("time", sol.times, {"units": "s"}), "neuron": neuron})
     from ionspike import __version__
@@ -319,7 +416,7 @@ def _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, 
     ds.attrs.update({
         "title": "ionspike 1M1T1R neuron simulation",
         "ionspike_version": __version__,
-        "preset": preset.name if preset is not None else "",
+        "preset": preset.name,
         "params_json": json.dumps(p.to_dict()),
         "stimulus_json": json.dumps(stimulus.describe()),
         "dt_s": dt,

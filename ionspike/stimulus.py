@@ -288,6 +288,10 @@ class Triangle(Stimulus):
         r, fall, p = f["rise"], f["fall"], f["period"]
         if np.any(r + fall > p):
             raise StimulusError(f"Triangle: rise + fall = {np.max(r + fall):g} s exceeds period = {np.min(p):g} s")
+        with np.errstate(over="ignore"):
+            swing = f["peak"] - f["baseline"]
+        if not np.all(np.isfinite(swing)):
+            raise StimulusError("Triangle: peak - baseline overflows a float; allowed finite voltage differences")
         if np.any((f["hold_peak"] != 0) & (f["hold_peak"] != 1)):
             raise StimulusError(f"Triangle.hold_peak = {f['hold_peak'].flat[0]:g}: allowed 0 (fall back) or 1 (hold)")
         _set(self, **f)
@@ -347,6 +351,11 @@ class Sampled(Stimulus):
             what = "NaN" if np.isnan(v[tuple(i)]) else f"{v[tuple(i)]:g}"
             raise StimulusError(f"Sampled.values contains {what} at index {tuple(int(k) for k in i)} "
                                 f"(t = {t[i[-1]]:g} s); allowed: finite voltages")
+        with np.errstate(over="ignore"):
+            steps_finite = np.isfinite(np.diff(v, axis=-1)).all() and np.isfinite(np.diff(t)).all()
+        if not steps_finite:
+            raise StimulusError("Sampled: a step between neighbouring samples overflows a float; "
+                                "allowed finite differences of times and voltages")
         _set(self, times=t, values=v)
 
     def size(self) -> int:

@@ -187,3 +187,17 @@ def test_characterize_refuses_a_file_as_out(tmp_path):
     f.write_text("x")
     proc = _cli("characterize", "--only", "leaky", "--out", str(f))
     assert proc.returncode == 2 and "existing file" in proc.stderr
+
+
+def test_run_by_alias_passes_the_trials():
+    # protocols.run resolved the alias "stochastic" for the lookup but tested the raw name against the
+    # protocols that take trials, so `trials` was dropped (500 trials ran instead of 3). A deterministic
+    # device with a coarser step keeps this a quick run; only the bookkeeping is under test.
+    fast = isp.presets.Preset(name="stochastic-deterministic", description="",
+                              params=isp.presets.params("stochastic").deterministic(), dt=1e-5)
+    ds, m = protocols.run("stochastic", fast, trials=3)
+    from ionspike.protocols.stochasticity import AMPLITUDES_V
+
+    assert m["trials"] == 3 and ds.attrs["trials"] == 3
+    assert ds.sizes["neuron"] == 3 * len(AMPLITUDES_V)
+    assert m["preset"] == "stochastic-deterministic"

@@ -120,20 +120,21 @@ def test_gate_rc_charging_matches_the_analytic_solution():
 
 def test_filament_decay_is_second_order_in_dt():
     # F relaxes at gamma1 + beta when nothing drives it; the midpoint scheme's error must shrink ~ dt^2
-    from ionspike import circuit
+    from ionspike import circuit, precision
     from ionspike.simulate import draw_spread
     import jax
     import jax.numpy as jnp
 
-    p = jax.tree.map(jnp.asarray, isp.presets.params("paper").deterministic())
-    draws = draw_spread(p, 1, 2, jax.random.key(0))
-    k = 600.0 + 20.0
-    errs, dts = [], [40e-6, 20e-6, 10e-6, 5e-6]
-    for dt in dts:
-        s = circuit.rest_state(p, draws)._replace(F=jnp.array([0.5]))
-        run = jax.jit(lambda s, dt=dt: jax.lax.fori_loop(
-            0, int(round(2e-3 / dt)), lambda i, s: circuit.step(s, jnp.array([0.0]), p, dt, None, draws)[0], s))
-        s = run(s)
-        errs.append(abs(float(s.F[0]) - 0.5 * np.exp(-k * 2e-3)))
+    with precision.float64():   # the circuit law in float64, as simulate runs it
+        p = jax.tree.map(jnp.asarray, isp.presets.params("paper").deterministic())
+        draws = draw_spread(p, 1, 2, jax.random.key(0))
+        k = 600.0 + 20.0
+        errs, dts = [], [40e-6, 20e-6, 10e-6, 5e-6]
+        for dt in dts:
+            s = circuit.rest_state(p, draws)._replace(F=jnp.array([0.5]))
+            run = jax.jit(lambda s, dt=dt: jax.lax.fori_loop(
+                0, int(round(2e-3 / dt)), lambda i, s: circuit.step(s, jnp.array([0.0]), p, dt, None, draws)[0], s))
+            s = run(s)
+            errs.append(abs(float(s.F[0]) - 0.5 * np.exp(-k * 2e-3)))
     slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
     assert slope == pytest.approx(2.0, abs=0.15), f"observed order {slope:.2f}"

@@ -77,3 +77,40 @@ def test_min_segment_is_the_shortest_piece():
     assert PulseTrain(0.8, 1e-3, 4e-3).min_segment() == pytest.approx(1e-3)
     assert PulseTrain(0.8, 3e-3, 4e-3).min_segment() == pytest.approx(1e-3)
     assert DC(0.5).min_segment() == np.inf
+
+
+@pytest.mark.parametrize("make, fragment", [
+    # JAX arrays are validated like NumPy ones (they used to skip every check)
+    (lambda: PulseTrain(jnp.array([0.8, jnp.nan]), 1e-3, 2e-3), "PulseTrain.amplitude contains NaN"),
+    (lambda: PulseTrain(0.8, jnp.array(3e-3), 2e-3), "width = 0.003 s exceeds period"),
+    (lambda: Sampled(jnp.array([0.0, 1.0]), jnp.array([0.0, jnp.inf])), "Sampled.values contains inf"),
+    (lambda: DC(jnp.zeros((2, 2))), "DC.amplitude: expected a scalar or a non-empty 1-D array"),
+    # types, shapes, lengths, finiteness
+    (lambda: PulseTrain(True, 1e-3, 2e-3), "PulseTrain.amplitude = True: expected a number in V, not a bool"),
+    (lambda: PulseTrain([], 1e-3, 2e-3), "got shape (0,)"),
+    (lambda: PulseTrain(None, 1e-3, 2e-3), "PulseTrain.amplitude = None: expected numbers"),
+    (lambda: PulseTrain([0.8, 0.9], [1e-3] * 3, 2e-3), "per-neuron fields have different lengths"),
+    (lambda: PulseTrain(0.8, 1e-3, float("inf")), "PulseTrain.period = inf s is out of range"),
+    (lambda: PulseTrain(0.8, 1e-3, 2e-3, n_pulses=1.5), "n_pulses = 1.5 is not a whole number"),
+    (lambda: DC(float("inf")), "DC.amplitude = inf V is out of range: allowed finite values"),
+    (lambda: Triangle(1e308, 1.0, 1.0, baseline=-1e308), "peak - baseline"),
+    (lambda: Triangle(0.6, 1.0, 1.0, hold_peak=0.5), "hold_peak = 0.5"),
+    (lambda: Sampled(None, None), "Sampled.times = None"),
+    (lambda: Sampled([0.0, 1.0], 5.0), "Sampled.values: expected shape (2,) or (n, 2)"),
+    (lambda: Sampled([0.0, float("inf")], [0.0, 1.0]), "finite and strictly increasing"),
+    (lambda: paired_pulses(1.0, [1e-3, 2e-3], [1e-3] * 3), "paired_pulses: per-neuron fields have different"),
+    (lambda: parse_pulse(None), "--pulse None: expected AMPLITUDE,WIDTH,PERIOD"),
+    (lambda: parse_pulse("1 V, 2 ms, 1 ms"), "width = 0.002 s exceeds period"),
+])
+def test_waveform_fields_of_any_kind_are_validated(make, fragment):
+    with pytest.raises(StimulusError) as info:
+        make()
+    assert fragment in str(info.value)
+
+
+def test_jax_transformations_still_rebuild_waveforms():
+    stim = PulseTrain(jnp.array([0.8, 0.9]), jnp.array([1e-3, 1e-3]), jnp.array([2e-3, 2e-3]), jnp.zeros(2),
+                      jnp.full(2, jnp.inf), jnp.zeros(2), jnp.full(2, jnp.inf))
+    assert isinstance(stim.amplitude, jax.Array)        # validated, and kept as the JAX array it was
+    np.testing.assert_allclose(jax.vmap(lambda s: s.value(0.0))(stim), [0.8, 0.9])
+    np.testing.assert_allclose(jax.jit(lambda s: s.value(0.0))(stim.batched(2)), [0.8, 0.9])

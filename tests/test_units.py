@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from ionspike.errors import UnitError
@@ -35,3 +36,40 @@ def test_malformed_or_wrong_unit_is_rejected_with_the_name(text, fragment):
 def test_format_uses_engineering_prefixes():
     assert format_quantity(2.5e8, "Ohm") == "250 MOhm"
     assert format_quantity(1e-11, "F") == "10 pF"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("1 s*10**10**10", "numbers are allowed only before the unit"),   # pint would evaluate 10**10**10: a hang
+    ("1 s^2^2", "nested powers"),
+    ("1 (s^2)^2", "nested powers"),
+    ("1 s**9", "|n| <= 4"),
+    ("1 2*s", "numbers are allowed only before the unit"),
+    ("1 ((((s))))", "levels of parentheses"),
+    ("1 s s", "write '*' between unit symbols"),
+    ("1 s/", "ends with an operator"),
+    ("1 " + "s*" * 40 + "s", "at most 40 characters"),
+    ("nan s", "is not a quantity"),
+    ("1e999 s", "overflows a float"),
+    ("1e308 Ts", "overflows a float"),
+])
+def test_hostile_or_malformed_unit_strings_are_refused_quickly(text, fragment):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(UnitError) as info:
+        parse_quantity(text, "s", name="dt")
+    assert fragment in str(info.value) and "dt = " in str(info.value)
+    assert time.perf_counter() - start < 1.0   # refused by the grammar, never handed to pint
+
+
+@pytest.mark.parametrize("value", [True, None, [1.0], {"a": 1}, 1j, float("nan"), 10**400])
+def test_values_that_are_not_numbers_are_refused(value):
+    with pytest.raises(UnitError, match="circuit.r_c"):
+        parse_quantity(value, "ohm", name="circuit.r_c")
+
+
+def test_powers_and_spellings_that_are_allowed():
+    assert parse_quantity("2 A*V**-2", "A/V^2") == 2.0
+    assert parse_quantity("3 A/(V*V)", "A/V^2") == 3.0
+    assert parse_quantity("1 kΩ", "ohm") == 1e3 and parse_quantity("5 MOhms", "ohm") == 5e6
+    assert parse_quantity("-inf", "") == -math.inf and parse_quantity(np.float32(2.5), "s") == 2.5

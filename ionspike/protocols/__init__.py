@@ -51,6 +51,9 @@ def resolve_names(items: list[str] | None) -> list[str]:
         return names()
     out = []
     for item in items:
+        if not isinstance(item, str):
+            raise ParameterError(f"characteristic {item!r} ({type(item).__name__}): expected a name, one of "
+                                 f"{', '.join(names())}")
         name = ALIASES.get(item.strip(), item.strip())
         if name not in PROTOCOLS:
             raise ParameterError(f"unknown characteristic {item!r}; allowed: {', '.join(names())} "
@@ -61,12 +64,18 @@ def resolve_names(items: list[str] | None) -> list[str]:
 
 
 def run(name: str, preset="paper", *, trials: int | None = None, seed: int = 0, progress=None):
-    """Run one protocol by name: ``(Dataset, metrics)``."""
-    fn = PROTOCOLS[resolve_names([name])[0]]
+    """Run one protocol by name or alias: ``(Dataset, metrics)``.
+
+    ``trials`` (the number of stochastic trials) goes to the protocols that take it
+    (:data:`TRIALS`); the others are deterministic and have none. ``energy`` measures every
+    built-in preset, whatever ``preset`` says.
+    """
+    canonical = resolve_names([name])[0]
+    fn = PROTOCOLS[canonical]
     kw = dict(seed=seed, progress=progress)
-    if name == "energy":
+    if canonical == "energy":
         return fn(**kw)
-    if trials is not None and name in TRIALS:
+    if trials is not None and canonical in TRIALS:
         kw["trials"] = trials
     return fn(preset, **kw)
 

@@ -8,25 +8,27 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ionspike.errors import ParameterError
+from ionspike import checks
 from ionspike.params import NeuronParams
-from ionspike.presets import Preset, load
+from ionspike.presets import Preset
+from ionspike.presets import resolve as resolve_preset
 
 
 def resolve(preset: Any) -> tuple[NeuronParams, str, float | None]:
-    """(params, name, recommended dt) from a preset name/path, a Preset or NeuronParams."""
-    if isinstance(preset, NeuronParams):
-        return preset, "custom", None
-    if isinstance(preset, Preset):
-        return preset.params, preset.name, preset.dt
-    p = load(preset)
-    return p.params, p.name, p.dt
+    """(params, name, recommended dt) of a preset name/path, a Preset or NeuronParams
+    (:func:`ionspike.presets.resolve`; custom parameters are named ``"custom"``)."""
+    p: Preset = resolve_preset(preset)
+    return p.params, p.name or "custom", p.dt
 
 
-def check_trials(trials: int) -> int:
-    if not isinstance(trials, (int, np.integer)) or trials < 1:
-        raise ParameterError(f"trials = {trials!r} is out of range: allowed integers >= 1")
-    return int(trials)
+def check_trials(trials: int, name: str = "trials") -> int:
+    """A number of trials: an integer >= 1."""
+    return checks.integer(name, trials, 1)
+
+
+def derived_seed(seed: int, offset: int) -> int:
+    """The seed of a protocol's ``offset``-th further run: ``seed + offset``, wrapped into the seed range."""
+    return (checks.seed(seed) + offset) % (checks.SEED_MAX + 1)
 
 
 def first_after(ds: xr.Dataset, t0, t1=np.inf, event: str = "spike_time") -> np.ndarray:

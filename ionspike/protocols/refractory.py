@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ionspike.params import replace
-from ionspike.protocols.common import check_trials, key, resolve
+from ionspike.protocols.common import check_trials, derived_seed, key, resolve
 from ionspike.simulate import simulate
 from ionspike.stimulus import PulseTrain
 
@@ -45,7 +45,7 @@ def refractory(preset="paper", *, rc=RC_SWEEP_OHM, amplitude=0.8, width=1e-3, pe
     c_g = float(np.max(p.circuit.c_g))
     fit = (rc >= 100e6) & np.isfinite(isi)
     slope = float(np.polyfit(rc[fit] * c_g, isi[fit], 1)[0]) if fit.sum() >= 2 else None
-    noisy = simulate(p, stim, duration=min(duration, 0.4), dt=dt, n=trials, seed=seed + 1, signals=(),
+    noisy = simulate(p, stim, duration=min(duration, 0.4), dt=dt, n=trials, seed=derived_seed(seed, 1), signals=(),
                      progress=part(0.5, 1.0))
     st = noisy.spike_time.values
     first_isi = st[:, 1] - st[:, 0] if st.shape[1] > 1 else np.full(st.shape[0], np.nan)

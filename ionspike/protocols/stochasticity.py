@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ionspike.protocols.common import check_trials, first_after, key, resolve, wilson
+from ionspike.protocols.common import check_trials, derived_seed, first_after, key, resolve, wilson
 from ionspike.simulate import simulate
 from ionspike.stimulus import PulseTrain
 
@@ -23,7 +23,7 @@ def stochasticity(preset="paper", *, trials=500, amplitudes=AMPLITUDES_V, width=
     after the first spike, 0.8 V 1 ms/2 ms train, ``train_trials`` trials).
     """
     trials = check_trials(trials)
-    train_trials = check_trials(train_trials)
+    train_trials = check_trials(train_trials, "train_trials")
     p, name, dt = resolve(preset)
     dt = dt or 2e-6
     amps = np.repeat(np.asarray(amplitudes, float), trials)
@@ -42,7 +42,7 @@ def stochasticity(preset="paper", *, trials=500, amplitudes=AMPLITUDES_V, width=
         med[key(a)] = float(np.median(d)) if d.size else None
         cv[key(a)] = float(d.std() / d.mean()) if d.size > 1 else None
     train = simulate(p, PulseTrain(amplitude=0.8, width=1e-3, period=2e-3), duration=train_duration, dt=dt,
-                     n=train_trials, seed=seed + 1, signals=(), progress=part(0.7, 1.0))
+                     n=train_trials, seed=derived_seed(seed, 1), signals=(), progress=part(0.7, 1.0))
     isis = [np.diff(t[np.isfinite(t)]) for t in train.spike_time.values]
     isis = np.concatenate([x for x in isis if x.size]) if any(x.size for x in isis) else np.array([])
     out = ds.drop_vars([v for v in ds.data_vars if v.startswith("energy") or v == "status_t_fail"])
