@@ -10,6 +10,8 @@ run's leftovers removed).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -30,6 +32,7 @@ DEFAULTS = {
     "seed": 0,                # seed of every random draw
     "n": 1,                   # neurons simulated / copies exported
 }
+SEED_MAX = 2**63 - 1          # seeds are integers 0..SEED_MAX (JAX keys and NumPy generators take them all)
 DEBUG_ENV = "IONSPIKE_DEBUG"  # set to 1: exceptions propagate with their traceback
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 FORCE_HELP = "Write into a non-empty folder that ionspike did not write (its files are kept unless overwritten)."
@@ -88,6 +91,31 @@ def _guarded(*, resumable: bool = False):
     return wrap
 
 
+@contextlib.contextmanager
+def _option(name: str):
+    """An ionspike error raised while reading option ``name`` names it (unless its message already does)."""
+    try:
+        yield
+    except IonspikeError as exc:
+        text = str(exc)
+        if name not in text and name.lstrip("-").replace("-", "_") not in text:
+            exc.args = (f"{name}: {text}", *exc.args[1:])
+        raise
+
+
+def _preset(preset: str, assignments: list[str]):
+    """``--preset`` loaded, then the ``--set`` overrides applied (each option's errors name it)."""
+    import ionspike as isp
+    from ionspike.params import parse_assignments
+
+    with _option("--preset"):
+        p = isp.presets.load(preset)
+    if assignments:
+        with _option("--set"):
+            p = dataclasses.replace(p, params=isp.replace(p.params, **parse_assignments(assignments)))
+    return p
+
+
 def _bar(*columns) -> Progress:
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), *columns,
                     TimeElapsedColumn(), console=err)
@@ -109,6 +137,20 @@ def _duration(preset, duration: str | None) -> float:
     return parse_quantity(duration or preset.defaults.get("duration", DEFAULTS["duration"]), "s", name="--duration")
 
 
+def _positive(text: str | None, unit: str, option: str) -> float | None:
+    """Option ``text`` as a finite quantity > 0 in ``unit`` (None stays None)."""
+    import math
+
+    from ionspike.units import parse_quantity
+
+    if text is None:
+        return None
+    value = parse_quantity(text, unit, name=option)
+    if not (math.isfinite(value) and value > 0):
+        raise ParameterError(f"{option} = {text!r} is out of range: allowed a finite quantity > 0 {unit}")
+    return value
+
+
 def _copies(n: int, option: str = "--n") -> int:
     from ionspike.spice.netlist import check_copies
 
@@ -125,7 +167,7 @@ def simulate(
     duration: Optional[str] = typer.Option(None, help="Simulated time, e.g. 300ms (default: the preset's)."),
     set_: List[str] = typer.Option([], "--set", help="Override a parameter, e.g. --set Rc=250MOhm (repeatable)."),
     n: int = typer.Option(DEFAULTS["n"], help="Number of neurons (trials) simulated at once."),
-    seed: int = typer.Option(DEFAULTS["seed"], help="Seed of every random draw."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of every random draw."),
     dt: Optional[str] = typer.Option(None, help="Time step, e.g. 2us (default: the preset's)."),
     deterministic: bool = typer.Option(False, "--deterministic", help="No noise, no spread."),
     engine: str = typer.Option("ionspike", help="ionspike (JAX) or ngspice (exported netlist, real ngspice)."),
@@ -134,12 +176,11 @@ def simulate(
     """Simulate N neurons on a pulse train or DC input and write traces, metrics and a figure."""
     import ionspike as isp
     from ionspike import io, metrics
-    from ionspike.params import parse_assignments
     from ionspike.report import plot_traces
 
     if engine not in ("ionspike", "ngspice"):
         raise ParameterError(f"--engine {engine!r}: allowed 'ionspike' or 'ngspice'")
-    p = isp.presets.load(preset, **parse_assignments(set_))
+    p = _preset(preset, set_)
     stim = _stimulus(p, pulse, dc)
     dur, step = _duration(p, duration), _dt(p, dt)
     if engine == "ngspice":
@@ -187,9 +228,11 @@ def _stimulus(p, pulse, dc):
     if pulse and dc:
         raise isp.StimulusError("give either --pulse or --dc, not both")
     if dc:
-        return DC(parse_quantity(dc, "V", name="--dc"))
+        with _option("--dc"):
+            return DC(parse_quantity(dc, "V", name="--dc"))
     if pulse:
-        return parse_pulse(pulse)
+        with _option("--pulse"):
+            return parse_pulse(pulse)
     return from_defaults(p.defaults, f"preset {p.name}: defaults")
 
 
@@ -209,21 +252,19 @@ def export_spice(
     duration: Optional[str] = typer.Option(None, help="Transient length (default: the preset's)."),
     set_: List[str] = typer.Option([], "--set", help="Override a parameter, e.g. --set Rc=250MOhm."),
     n: int = typer.Option(DEFAULTS["n"], help="Copies; with device spread each gets its own mu."),
-    seed: int = typer.Option(DEFAULTS["seed"], help="Seed of the device-to-device draw."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of the device-to-device draw."),
     dt: Optional[str] = typer.Option(None, help="Maximum time step (default: the preset's)."),
     model: str = typer.Option("mosfet", help="Transistor: mosfet (SPICE level 1) or behavioural (exact EKV)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing file that is not an ionspike netlist."),
 ):
     """Write an ngspice netlist of the same neuron, parameters and stimulus (deterministic)."""
-    import ionspike as isp
     from ionspike import io, spice
-    from ionspike.params import parse_assignments
     from ionspike.simulate import device_spread
     from ionspike.spice.deck import written_by_ionspike
 
     target = io.check_out_file(output, option="-o", force=force, ours=written_by_ionspike)
     n = _copies(n)
-    p = isp.presets.load(preset, **parse_assignments(set_))
+    p = _preset(preset, set_)
     stim = _stimulus(p, pulse, dc)
     dur, step = _duration(p, duration), _dt(p, dt)
     params, note = spice.exportable(p.params)
@@ -244,7 +285,7 @@ def validate_spice(
     duration: Optional[str] = typer.Option(None, help="Simulated time (default: the preset's)."),
     set_: List[str] = typer.Option([], "--set", help="Override a parameter."),
     n: int = typer.Option(DEFAULTS["n"], help="Neurons (device spread draws differ per neuron)."),
-    seed: int = typer.Option(DEFAULTS["seed"], help="Seed of the device-to-device draw."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of the device-to-device draw."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write report.json into this folder."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
@@ -252,12 +293,10 @@ def validate_spice(
     import contextlib
     import json
 
-    import ionspike as isp
     from ionspike import io, spice
-    from ionspike.params import parse_assignments
 
     n = _copies(n)
-    p = isp.presets.load(preset, **parse_assignments(set_))
+    p = _preset(preset, set_)
     stim = _stimulus(p, pulse, dc)
     dur, step = _duration(p, duration), _dt(p, dt=None)
     folder = io.OutputFolder(out, "validate-spice", force=force) if out is not None else contextlib.nullcontext()
@@ -275,7 +314,7 @@ def characterize(
     preset: str = typer.Option(DEFAULTS["preset"], help="Built-in preset name or a TOML file."),
     only: Optional[str] = typer.Option(None, help="Comma-separated subset, e.g. leaky,threshold,energy."),
     trials: Optional[int] = typer.Option(None, help="Stochastic trials (stochasticity, refractory)."),
-    seed: int = typer.Option(DEFAULTS["seed"], help="Seed of every random draw."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of every random draw."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Measure the six characteristics and the energy per spike; write data, figures, metrics."""
@@ -285,7 +324,8 @@ def characterize(
     from ionspike import io, protocols
     from ionspike.report import characteristics as figs
 
-    names = protocols.resolve_names(only.split(",") if only else None)
+    with _option("--only"):
+        names = protocols.resolve_names(only.split(",") if only else None)
     if trials is not None and trials < 1:
         raise ParameterError(f"--trials = {trials} is out of range: allowed integers >= 1")
     isp.presets.load(preset)  # fail early on an unknown preset
@@ -330,12 +370,7 @@ def _calibrate(kind: str, path: Path, out: Path, base: str, seed: int, quick: bo
     except FileNotFoundError as exc:
         raise ParameterError(f"PATH {str(path)!r}: {exc.strerror}: allowed an existing .npz or .csv file") from None
     fit_fn = calibrate.fit_dc_sweeps if kind == "dc-sweeps" else calibrate.fit_pulses
-    n_noise = len(options.n_eff_grid) * len(options.sigma_c2c_grid or (calibrate.fit.SIGMA_C2C_GRID if kind ==
-                                                                         "dc-sweeps" else calibrate.fit.SIGMA_C2C_GRID_PULSES))
-    total = options.rounds * n_noise + options.steps * (options.restarts + options.rounds - 1)
-    if kind == "dc-sweeps":
-        fits = calibrate.fit.fits_needed(data, fit_kwargs["polarity"], fit_kwargs["per_polarity"])
-        total = total * fits + (9 if fits == 2 else 0)   # + the shared-noise candidates
+    total = calibrate.progress_total(kind, data, options, **fit_kwargs)
     with io.OutputFolder(out, f"calibrate-{kind}", force=force) as out_dir:
         with _bar(TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn()) as bar:
             task = bar.add_task(f"calibrate {kind}", total=total)
@@ -363,17 +398,14 @@ def calibrate_dc_sweeps(
     i_on: str = typer.Option("10 nA", help="Threshold current level of the rising branch."),
     i_off: str = typer.Option("10 pA", help="Hold current level of the falling branch."),
     base: str = typer.Option(DEFAULTS["preset"], help="Preset giving the parameters the fit holds (and the transistor, circuit)."),
-    seed: int = typer.Option(DEFAULTS["seed"], help="Seed of every random draw."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of every random draw."),
     quick: bool = typer.Option(False, "--quick", help="One round, one start, 10 Adam steps (a smoke run)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Fit v_h, mu (per polarity), r_on/r_off and the noise to quasi-static I-V sweeps with compliance."""
-    from ionspike.units import parse_quantity
-
     kwargs = {"polarity": "symmetric" if symmetric else "asymmetric", "per_polarity": per_polarity,
-              "hold": parse_quantity(hold, "s", name="--hold"),
-              "compliance": parse_quantity(compliance, "A", name="--compliance") if compliance else None,
-              "i_on": parse_quantity(i_on, "A", name="--i-on"), "i_off": parse_quantity(i_off, "A", name="--i-off")}
+              "hold": _positive(hold, "s", "--hold"), "compliance": _positive(compliance, "A", "--compliance"),
+              "i_on": _positive(i_on, "A", "--i-on"), "i_off": _positive(i_off, "A", "--i-off")}
     _calibrate("dc-sweeps", path, out, base, seed, quick, kwargs, force)
 
 
@@ -385,15 +417,13 @@ def calibrate_pulses(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (preset.toml, fit.json, figures)."),
     i_level: Optional[str] = typer.Option(None, help="Switching current level (default: midway OFF to ON)."),
     base: str = typer.Option(DEFAULTS["preset"], help="Preset giving the parameters the fit holds (and the transistor, circuit)."),
-    seed: int = typer.Option(DEFAULTS["seed"], help="Seed of every random draw."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of every random draw."),
     quick: bool = typer.Option(False, "--quick", help="One round, one start, 10 Adam steps (a smoke run)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Fit mu, r_on/r_off and the noise to switching delays under a pulse through a series resistor."""
-    from ionspike.units import parse_quantity
-
-    kwargs = {"r_series": parse_quantity(series_resistance, "ohm", name="--series-resistance"),
-              "i_level": parse_quantity(i_level, "A", name="--i-level") if i_level else None}
+    kwargs = {"r_series": _positive(series_resistance, "ohm", "--series-resistance"),
+              "i_level": _positive(i_level, "A", "--i-level")}
     _calibrate("pulses", path, out, base, seed, quick, kwargs, force)
 
 
@@ -413,7 +443,7 @@ def train(
     epochs: int = typer.Option(15, help="Training epochs."),
     batch: int = typer.Option(64, help="Minibatch size."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam, cosine decay); default per neuron model."),
-    seed: int = typer.Option(DEFAULTS["seed"], help="Seed of weights, device draws, batch order and noise."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of weights, device draws, batch order and noise."),
     n_train: Optional[int] = typer.Option(None, help="Use only the first N training samples."),
     n_test: Optional[int] = typer.Option(None, help="Use only the first N test samples."),
     bins_per_step: Optional[int] = typer.Option(None, help="Device bins (1 ms on / 1 ms off) per input step (default: the task's)."),
@@ -476,8 +506,10 @@ def ablate(
 
     read_energy_J = E.read_energy(parse_quantity(read_energy, "J", name="--read-energy"))
     overrides = {k: v for k, v in {"hidden": hidden, "epochs": epochs, "n_train": n_train}.items() if v is not None}
-    names = A.resolve_variants(variants.split(","))
-    tasks_ = A.resolve_tasks(task)
+    with _option("--variants"):
+        names = A.resolve_variants(variants.split(","))
+    with _option("--task"):
+        tasks_ = A.resolve_tasks(task)
     settings = {**A.SETTINGS[mode], **overrides}
     for t in tasks_:
         for v in names:

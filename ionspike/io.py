@@ -201,8 +201,8 @@ class OutputFolder:
             for name in dirnames:
                 if rel / name not in before:
                     _rmdir_if_empty(here / name)
-        if Path(MARKER) not in before and [p.name for p in self.root.iterdir()] == [MARKER]:
-            _unlink(self.root / MARKER)         # a resumable run that wrote nothing but the marker
+        if Path(MARKER) not in before and _tree(self.root) - before == {Path(MARKER)}:
+            _unlink(self.root / MARKER)         # a resumable run that kept nothing but the marker
         self._remove_made()
 
     def _remove_made(self) -> None:

@@ -177,3 +177,18 @@ def test_ctrl_c_stops_simulate_with_130_and_removes_its_folder(tmp_path):
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted" and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_replaces_only_its_own_deck_unless_forced(tmp_path):
+    mine = tmp_path / "notes.cir"
+    mine.write_text("my own netlist\n")
+    args = ["export", "spice", "--dc", "0.8V", "--duration", "10ms"]
+    proc = run(*args, "-o", str(mine), check=False)
+    assert proc.returncode == 2 and "exists and was not written by this command" in " ".join(proc.stderr.split())
+    assert mine.read_text() == "my own netlist\n"
+    run(*args, "--force", "-o", str(mine))
+    first = mine.read_text()
+    assert first.startswith("* ionspike") and "Vin in 0 DC 0.8" in first
+    run(*args, "--n", "2", "-o", str(mine))                  # an ionspike deck is replaced without --force
+    assert "X1 in vdd g1 d1 neuron1m1t1r" in mine.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.cir"]

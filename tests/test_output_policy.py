@@ -3,7 +3,6 @@ atomic writes and the clean-up of a failed run; in-process for the policy, throu
 (a subprocess) for the commands."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from ionspike import io  # noqa: E402
 
@@ -143,6 +144,49 @@ def test_single_file_outputs(tmp_path):
     assert io.check_out_file(theirs, ours=lambda p: False, force=True) == theirs
     with pytest.raises(io.OutputError, match="not a regular file"):
         io.atomic_write(Path("/dev/null"), lambda p: p.write_text("x"))
+
+
+CLEANUP_EXAMPLES = 60
+rel_path = st.lists(st.sampled_from(["a", "b", "c", "d.json"]), min_size=1, max_size=3).map(lambda p: Path(*p))
+
+
+@settings(max_examples=CLEANUP_EXAMPLES, deadline=None, derandomize=True)
+@given(existing=st.lists(rel_path, max_size=5), written=st.lists(rel_path, min_size=1, max_size=6),
+       resumable=st.booleans(), failure=st.sampled_from([KeyboardInterrupt, OSError, ValueError]))
+def test_a_failed_run_removes_exactly_what_it_created(existing, written, resumable, failure):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d) / "out"
+        root.mkdir()
+        for rel in existing:                       # a user's folder: files at the leaves (a clash is skipped)
+            try:
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                if not (root / rel).exists():
+                    (root / rel).write_text(f"user {rel}")
+            except (FileExistsError, NotADirectoryError):
+                pass
+        before = {p: (p.read_text() if p.is_file() else None) for p in root.rglob("*")}
+        new_files = set()
+        with pytest.raises(failure):
+            with io.OutputFolder(root, "ablate", force=True, resumable=resumable) as out:
+                for rel in written:
+                    try:
+                        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                        if not (out / rel).exists():
+                            io.write_json(out / rel, {"run": str(rel)})
+                            new_files.add(out / rel)
+                    except (FileExistsError, NotADirectoryError, io.OutputError):
+                        pass
+                raise failure("stop")
+        after = {p: (p.read_text() if p.is_file() else None) for p in root.rglob("*")}
+        assert {p: after.get(p) for p in before} == before                 # every user file and folder, unchanged
+        left = set(after) - set(before)
+        if resumable:
+            assert {p for p in left if p.is_file()} == new_files | ({root / io.MARKER} if new_files else set())
+            assert all(p.is_file() or any(q.is_file() for q in p.rglob("*")) for p in left)   # no empty folder
+        else:
+            assert left == set()
 
 
 # --------------------------------------------------------------------------- the commands (real CLI)

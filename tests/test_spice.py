@@ -4,10 +4,11 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ionspike as isp
 from ionspike import spice
-from ionspike.errors import IonspikeError
 
 PULSES = isp.PulseTrain(amplitude=0.8, width=1e-3, period=2e-3)
 needs_ngspice = pytest.mark.skipif(shutil.which("ngspice") is None and not __import__("os").environ.get("CI"),
@@ -152,6 +153,21 @@ def test_comment_is_one_printable_line():
         assert line == "*" or (line.startswith("* ") and not line.startswith("*#"))
         assert len(line) <= 2 + spice.deck.COMMENT_MAX_CHARS
     assert spice.deck.comment("a\nb\u2028c") == "* a b c"
+
+
+TITLE_EXAMPLES = 300
+
+
+@settings(max_examples=TITLE_EXAMPLES, deadline=None, derandomize=True)
+@given(title=st.one_of(st.text(), st.text(st.sampled_from("\n\r\x0b\x0c\x85\u2028\u2029*#.;$ control shell"))))
+def test_any_title_gives_a_deck_that_passes_the_guard_with_one_comment_line(title):
+    p = isp.presets.params("paper").deterministic()
+    plain = spice.netlist(p, PULSES, duration=0.01, dt=2e-6, title="t")
+    deck = spice.netlist(p, PULSES, duration=0.01, dt=2e-6, title=title)
+    assert spice.deck.check(deck) == deck
+    a, b = plain.split("\n"), deck.split("\n")
+    assert len(a) == len(b) and [x for x, y in zip(a, b) if x != y] in ([], ["* t"])   # only the title line differs
+    assert b[1] == (spice.deck.comment(title) if title else "* exported by ionspike.spice.netlist")
 
 
 @pytest.mark.parametrize("bad, message", [

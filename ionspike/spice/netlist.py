@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from ionspike import __version__
-from ionspike.params import EKV, NeuronParams, SquareLaw, replace
+from ionspike.params import NeuronParams, SquareLaw, replace
 from ionspike.precision import x64
 from ionspike.spice import deck
 from ionspike.spice.deck import SUBCKT, SpiceError
