@@ -73,8 +73,8 @@ def _bytes(x: float) -> str:
 
 
 def memory_limit() -> tuple[float, str]:
-    """(bytes a run may use, where that number comes from): ``$IONSPIKE_MEMORY_LIMIT`` if set,
-    else the physical memory of this machine (and of the accelerator, when JAX reports it)."""
+    """(bytes a run may hold in host memory, where that number comes from): ``$IONSPIKE_MEMORY_LIMIT``
+    if set, else the physical memory of this machine."""
     text = os.environ.get(MEMORY_LIMIT_ENV)
     if text:
         try:
@@ -84,39 +84,47 @@ def memory_limit() -> tuple[float, str]:
         if not (limit > 0):
             raise ParameterError(f"${MEMORY_LIMIT_ENV} = {text!r} is out of range: allowed (0, inf) bytes")
         return limit, f"${MEMORY_LIMIT_ENV}"
-    limit, source = math.inf, "unknown"
     try:
-        limit, source = float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")), "physical memory"
-    except (AttributeError, ValueError, OSError):
-        pass
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")), "physical memory"
+    except (AttributeError, ValueError, OSError):  # no sysconf: no limit known
+        return math.inf, "unknown"
+
+
+def _accelerator_memory() -> tuple[float, str]:
+    """(bytes of the first accelerator's memory, its platform); (inf, "") on CPU, when JAX does not
+    report it, or when ``$IONSPIKE_MEMORY_LIMIT`` overrides the limits."""
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        return math.inf, ""
     try:
-        stats = jax.devices()[0].memory_stats() or {}
-    except Exception:  # a backend without memory statistics
-        stats = {}
-    if stats.get("bytes_limit") and stats["bytes_limit"] < limit:
-        limit, source = float(stats["bytes_limit"]), f"{jax.devices()[0].platform} memory"
-    return limit, source
+        device = jax.devices()[0]
+        stats = (device.memory_stats() or {}) if device.platform != "cpu" else {}
+    except Exception:  # noqa: BLE001 - a backend without memory statistics
+        return math.inf, ""
+    return (float(stats["bytes_limit"]), f"{device.platform} memory") if stats.get("bytes_limit") else (math.inf, "")
 
 
 def _check_memory(n: int, n_steps: int, record_every: int, signals: tuple, max_events: int, c2c: bool,
                   noise_substeps: int) -> None:
     """Refuse a run whose arrays cannot fit, before any of them is allocated.
 
-    Estimate: per neuron the state and temporaries, two event buffers (and the flush copy), the
-    cycle-to-cycle draws, the fine noise draws, and the recorded signals (host copy, segment
-    buffers and the final concatenation: x2.5).
+    Per neuron: the state and temporaries, two event buffers (and their flush copy), the
+    cycle-to-cycle draws and the fine noise draws live on the device; the recorded signals
+    reach the host one segment (1/20 of the run) at a time, and are held there whole (the
+    segments, their concatenation and the Dataset: x2.5).
     """
     records = n_steps // record_every + 2
-    per_neuron = (STATE_BYTES_PER_NEURON + 2 * 2 * 8 * max_events + (8 * (max_events + 1) if c2c else 0)
-                  + 8 * circuit.N_NOISE * noise_substeps + 2.5 * 8 * len(signals) * records)
-    need = float(n) * per_neuron
-    limit, source = memory_limit()
-    if need > limit:
-        raise ParameterError(
-            f"n = {n} neurons need an estimated {_bytes(need)} (state and temporaries, event buffers of "
-            f"{max_events} per neuron, {len(signals)} recorded signal(s) x {records} points), more than the "
-            f"{_bytes(limit)} available ({source}; set ${MEMORY_LIMIT_ENV} in bytes to override): reduce n, "
-            "record fewer signals or points (signals=(), record_every) or shorten the run")
+    device_part = (STATE_BYTES_PER_NEURON + 2 * 2 * 8 * max_events + (8 * (max_events + 1) if c2c else 0)
+                   + 8 * circuit.N_NOISE * noise_substeps + 2 * 8 * len(signals) * math.ceil(records / 20))
+    host_part = device_part + 2.5 * 8 * len(signals) * records
+    what = (f"state and temporaries, event buffers of {max_events} per neuron, {len(signals)} recorded "
+            f"signal(s) x {records} points")
+    advice = "reduce n, record fewer signals or points (signals=(), record_every) or shorten the run"
+    for need, (limit, source) in ((float(n) * host_part, memory_limit()), (float(n) * device_part,
+                                                                          _accelerator_memory())):
+        if need > limit:
+            raise ParameterError(
+                f"n = {n} neurons need an estimated {_bytes(need)} ({what}), more than the {_bytes(limit)} "
+                f"available ({source}; set ${MEMORY_LIMIT_ENV} in bytes to override): {advice}")
 
 
 def _check_devices(devices: Any, n: int) -> Any:

@@ -201,3 +201,19 @@ def test_run_by_alias_passes_the_trials():
     assert m["trials"] == 3 and ds.attrs["trials"] == 3
     assert ds.sizes["neuron"] == 3 * len(AMPLITUDES_V)
     assert m["preset"] == "stochastic-deterministic"
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: protocols.leaky_integration("paper", gaps=["x"]), "gaps[0] = 'x' (str): expected a number in (0, inf) s"),
+    (lambda: protocols.leaky_integration("paper", gaps=[]), "gaps = []: expected at least one value"),
+    (lambda: protocols.refractory("paper", rc=[-1.0]), "rc[0] = -1.0 ohm is out of range"),
+    (lambda: protocols.threshold("paper", dc_levels=[float("nan")]), "dc_levels[0] = nan is not a number"),
+    (lambda: protocols.stochasticity("paper", trials=2.5), "trials = 2.5 (float): expected an integer"),
+    (lambda: protocols.stochasticity("paper", train_trials=0), "train_trials = 0 is out of range"),
+    (lambda: protocols.run(5), "characteristic 5 (int): expected a name"),
+    (lambda: protocols.run("stochastic", 7), "params = 7 (int): expected NeuronParams, a Preset"),
+])
+def test_protocol_arguments_are_checked_before_running(call, fragment):
+    with pytest.raises(isp.IonspikeError) as info:
+        call()
+    assert fragment in str(info.value)

@@ -1,4 +1,4 @@
-"""Helpers shared by the characterisation protocols: parameter resolution, statistics, fits."""
+"""Helpers shared by the characterisation protocols: parameter resolution and checks, statistics, fits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ionspike import checks
+from ionspike.errors import ParameterError
 from ionspike.params import NeuronParams
 from ionspike.presets import Preset
 from ionspike.presets import resolve as resolve_preset
@@ -24,6 +25,17 @@ def resolve(preset: Any) -> tuple[NeuronParams, str, float | None]:
 def check_trials(trials: int, name: str = "trials") -> int:
     """A number of trials: an integer >= 1."""
     return checks.integer(name, trials, 1)
+
+
+def swept(name: str, values: Any, *, unit: str = "", positive: bool = False) -> np.ndarray:
+    """A protocol's swept values (a number or a sequence of numbers, SI ``unit``) as a non-empty
+    1-D float array of finite values (> 0 with ``positive``), each checked with :mod:`ionspike.checks`."""
+    items = list(values) if isinstance(values, (list, tuple, np.ndarray)) and np.ndim(values) == 1 else [values]
+    if not items:
+        raise ParameterError(f"{name} = {values!r}: expected at least one value")
+    if positive:
+        return np.array([checks.positive(f"{name}[{i}]", v, unit=unit) for i, v in enumerate(items)])
+    return np.array([checks.real(f"{name}[{i}]", v, unit=unit) for i, v in enumerate(items)])
 
 
 def derived_seed(seed: int, offset: int) -> int:

@@ -7,7 +7,7 @@ import xarray as xr
 
 from ionspike import metrics as M
 from ionspike import presets as P
-from ionspike.protocols.common import key
+from ionspike.protocols.common import key, swept
 from ionspike.simulate import simulate
 from ionspike.stimulus import PulseTrain, from_defaults
 
@@ -61,7 +61,7 @@ def energy(presets=None, *, amplitudes=(0.7, 0.8, 0.9, 1.0, 1.1, 1.2), seed=0, p
                     + [float(pre.params.circuit.c_g), float(stim.max_voltage())])
         if progress:
             progress((i + 1) / total)
-    amps = np.asarray(amplitudes, float)
+    amps = swept("amplitudes", amplitudes, unit="V")
     base = P.load("paper")
     sweep = simulate(base, PulseTrain(amplitude=amps, width=1e-3, period=2e-3), duration="300 ms",
                      deterministic=True, seed=seed, signals=())

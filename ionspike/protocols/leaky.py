@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ionspike.protocols.common import exp_decay_fit, first_after, key, resolve
+from ionspike import checks
+from ionspike.protocols.common import exp_decay_fit, first_after, key, resolve, swept
 from ionspike.simulate import simulate
 from ionspike.stimulus import PulseTrain
 
@@ -21,7 +22,8 @@ def leaky_integration(preset="paper", *, amplitude=0.9, width=1e-3, gaps=GAPS_S,
     fitted from the recorded F (expected ``1/(gamma1 + beta)``).
     """
     p, name, dt = resolve(preset)
-    gaps = np.asarray(gaps, float)
+    gaps = swept("gaps", gaps, unit="s", positive=True)
+    width = checks.positive("width", width, unit="s")
     period = width + gaps
     stim = PulseTrain(amplitude=amplitude, width=width, period=period)
     dt = dt or 2e-6

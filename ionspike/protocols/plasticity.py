@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ionspike.protocols.common import exp_decay_fit, first_after, key, resolve
+from ionspike import checks
+from ionspike.protocols.common import exp_decay_fit, first_after, key, resolve, swept
 from ionspike.simulate import simulate
 from ionspike.stimulus import PulseTrain, paired_pulses
 
@@ -36,9 +37,10 @@ def intrinsic_plasticity(preset="paper", *, amplitude="auto", width=20e-3, gaps=
     """
     p, name, dt = resolve(preset)
     dt = dt or 2e-6
-    if amplitude == "auto":
+    width = checks.positive("width", width, unit="s")
+    if isinstance(amplitude, str) and amplitude == "auto":
         amplitude = match_amplitude(p, width, PAPER_FIRST_INTEGRATION_S * width / 20e-3, dt, seed)
-    gaps = np.asarray(gaps, float)
+    gaps = swept("gaps", gaps, unit="s", positive=True)
     duration = float(2 * width + gaps.max() + 5e-3)
     ds = simulate(p, paired_pulses(amplitude, width, gaps), duration=duration, dt=dt, deterministic=True,
                   seed=seed, signals=("V_in", "F", "R", "V_g"), record_every=max(1, int(round(50e-6 / dt))),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ionspike.params import replace
-from ionspike.protocols.common import check_trials, derived_seed, key, resolve
+from ionspike.protocols.common import check_trials, derived_seed, key, resolve, swept
 from ionspike.simulate import simulate
 from ionspike.stimulus import PulseTrain
 
@@ -30,7 +30,7 @@ def refractory(preset="paper", *, rc=RC_SWEEP_OHM, amplitude=0.8, width=1e-3, pe
     trials = check_trials(trials)
     p, name, dt = resolve(preset)
     dt = dt or 2e-6
-    rc = np.asarray(rc, float)
+    rc = swept("rc", rc, unit="ohm", positive=True)
     part = (lambda a, b: (lambda f: progress(a + (b - a) * f))) if progress else (lambda a, b: None)
     stim = PulseTrain(amplitude=amplitude, width=width, period=period)
     sweep = simulate(replace(p, Rc=rc), stim, duration=duration, dt=dt, deterministic=True, seed=seed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ionspike.protocols.common import check_trials, derived_seed, first_after, key, resolve, wilson
+from ionspike.protocols.common import check_trials, derived_seed, first_after, key, resolve, swept, wilson
 from ionspike.simulate import simulate
 from ionspike.stimulus import PulseTrain
 
@@ -26,7 +26,8 @@ def stochasticity(preset="paper", *, trials=500, amplitudes=AMPLITUDES_V, width=
     train_trials = check_trials(train_trials, "train_trials")
     p, name, dt = resolve(preset)
     dt = dt or 2e-6
-    amps = np.repeat(np.asarray(amplitudes, float), trials)
+    amplitudes = swept("amplitudes", amplitudes, unit="V")
+    amps = np.repeat(amplitudes, trials)
     part = (lambda a, b: (lambda f: progress(a + (b - a) * f))) if progress else (lambda a, b: None)
     ds = simulate(p, PulseTrain(amplitude=amps, width=width, period=width, n_pulses=1), duration=width + 1e-3, dt=dt,
                   seed=seed, signals=(), progress=part(0.0, 0.7))

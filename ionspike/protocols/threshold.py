@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ionspike.protocols.common import first_after, key, resolve
+from ionspike.protocols.common import first_after, key, resolve, swept
 from ionspike.simulate import simulate
 from ionspike.stimulus import DC, PulseTrain
 
@@ -25,7 +25,8 @@ def threshold(preset="paper", *, pulse_amplitudes=None, dc_levels=None, width=1e
         pulse_amplitudes = np.round(np.arange(0.40, 1.2001, 0.05), 3)
     if dc_levels is None:
         dc_levels = np.round(np.arange(0.40, 0.8001, 0.01), 3)
-    pulse_amplitudes, dc_levels = np.asarray(pulse_amplitudes, float), np.asarray(dc_levels, float)
+    pulse_amplitudes = swept("pulse_amplitudes", pulse_amplitudes, unit="V")
+    dc_levels = swept("dc_levels", dc_levels, unit="V")
     rec = max(1, int(round(5e-6 / dt)))
     sig = ("V_in", "V_g", "I_d")
     half = (lambda f: progress(0.5 * f)) if progress else None
