@@ -9,9 +9,11 @@ repetition:
 Files are read by :func:`load_dc_sweeps` and :func:`load_pulse_trials`:
 
 * ``.npz`` (read with ``allow_pickle=False``): arrays ``voltage_V``, ``current_A`` and
-  ``time_s`` (optional for DC sweeps), each ``(rows, samples)``; a 1-D array is one row.
-* ``.csv`` with a header line (lines starting with ``#`` before it are comments), one
-  sample per row, in any column order; extra columns are ignored:
+  ``time_s`` (optional for DC sweeps), each ``(rows, samples)``; a 1-D array is one row. DC
+  sweeps may state the instrument's current compliance as a one-element ``compliance_A``.
+* ``.csv`` with a header line (lines starting with ``#`` before it are comments; DC sweeps may
+  state the compliance in one, ``# compliance_A = 1e-6``), one sample per row, in any column
+  order; extra columns are ignored:
 
   - DC sweeps: ``sweep,voltage_V,current_A[,time_s]``
   - pulse trials: ``trial,time_s,voltage_V,current_A``
@@ -20,14 +22,22 @@ Files are read by :func:`load_dc_sweeps` and :func:`load_pulse_trials`:
   index, samples kept in file order; every group must have the same number of rows.
 
 Every array is checked for finiteness and for unit sanity (:func:`check_units`): a value
-that looks like mA, µA or mV instead of SI is refused rather than silently misread.
+that looks like mA, µA or mV instead of SI is refused rather than silently misread. The
+loaders also audit the units sweep by sweep (:mod:`ionspike.calibrate.audit`): a sweep or trial
+whose currents sit orders of magnitude apart from the others', or a clamp that is not the
+stated compliance, is refused with the sweep numbers. A file that cannot be read (empty,
+truncated, not an archive) raises :class:`DataError` naming it.
 """
 
 from __future__ import annotations
 
 import csv
 import errno
+import math
 import os
+import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +85,17 @@ def check_units(name: str, values, quantity: str) -> None:
         raise DataError(
             f"{name}: largest magnitude is {a.max():.6g}, above {limit:g} {unit}: looks like "
             f"{looks} rather than {unit}; expected {expected} (SI)")
+
+
+def check_compliance(value, name: str = "compliance") -> float:
+    """A stated current compliance as a float, A: finite, > 0 and <= :data:`MAX_CURRENT_A`."""
+    try:
+        c = float(np.asarray(value, dtype=np.float64).reshape(-1)[0]) if np.size(value) == 1 else math.nan
+    except (TypeError, ValueError):
+        c = math.nan
+    if not (math.isfinite(c) and 0.0 < c <= MAX_CURRENT_A):
+        raise DataError(f"{name} = {value!r}: allowed one number in (0, {MAX_CURRENT_A:g}] A")
+    return c
 
 
 def check_finite(name: str, values) -> None:
@@ -142,6 +163,8 @@ class DCSweeps:
         time: sample times, s, same shape, strictly increasing per sweep; ``None`` if the
             instrument did not record them.
         source: where the data came from (a file path, or ``"simulated"``).
+        compliance: the current compliance the instrument was set to, A, if the file states it
+            (``None``: not stated; fits then detect the clamp in the data).
 
     Arrays are stored as read-only float64 copies.
     """
@@ -150,6 +173,7 @@ class DCSweeps:
     current: np.ndarray
     time: np.ndarray | None = None
     source: str = "simulated"
+    compliance: float | None = None
 
     def __post_init__(self):
         fields = {"voltage": "voltage", "current": "current"}
@@ -159,6 +183,8 @@ class DCSweeps:
         if self.time is not None:
             _check_increasing("time", self.time)
         object.__setattr__(self, "source", str(self.source))
+        if self.compliance is not None:
+            object.__setattr__(self, "compliance", check_compliance(self.compliance))
 
     @property
     def n_sweeps(self) -> int:
@@ -218,8 +244,17 @@ def _existing(path) -> Path:
 
 
 def _read_npz(p: Path, required: tuple, optional: tuple = ()) -> dict:
+    if p.stat().st_size == 0:
+        raise DataError(f"{str(p)!r}: empty file (0 bytes), not a .npz archive")
     try:
-        with np.load(p, allow_pickle=False) as z:
+        archive = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{str(p)!r}: not a readable .npz archive (truncated or not a NumPy archive: {exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{str(p)!r}: holds a single NumPy array, not a .npz archive of named arrays "
+                        f"({', '.join(required)})")
+    try:
+        with archive as z:
             found = list(z.files)
             missing = [k for k in required if k not in found]
             if missing:
@@ -236,19 +271,43 @@ def _read_npz(p: Path, required: tuple, optional: tuple = ()) -> dict:
                 out[k] = np.atleast_2d(a) if a.ndim == 1 else a
     except DataError:
         raise
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{str(p)!r}: not a readable .npz archive ({exc})") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{str(p)!r}: not a readable .npz archive (truncated or corrupt: {exc})") from None
     for k, a in out.items():
-        if a.ndim != 2:
+        if k != "compliance_A" and a.ndim != 2:
             raise DataError(f"{str(p)!r}: array {k} must be 2-D (rows, samples), got shape {a.shape}")
     return out
 
 
+_COMPLIANCE_COMMENT = re.compile(r"^\s*#\s*compliance_A\s*[=:]\s*(\S+)\s*$")
+
+
+def _stated_compliance_csv(p: Path):
+    """The value of a ``# compliance_A = ...`` comment line of ``p`` (before the header), or None."""
+    with open(p, newline="") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            if not line.lstrip().startswith("#"):
+                return None
+            match = _COMPLIANCE_COMMENT.match(line)
+            if match:
+                try:
+                    return float(match.group(1))
+                except ValueError:
+                    raise DataError(f"{str(p)!r}: comment compliance_A = {match.group(1)!r} is not a number "
+                                    "(write e.g. '# compliance_A = 1e-6', in A)") from None
+    return None
+
+
 def _read_csv(p: Path, index: str, required: tuple, optional: tuple = ()) -> dict:
     """Columns of ``p`` grouped by ``index`` into (groups, samples) arrays."""
-    with open(p, newline="") as fh:
-        lines = [(n, line) for n, line in enumerate(fh, start=1)
-                 if line.strip() and not line.lstrip().startswith("#")]
+    try:
+        with open(p, newline="") as fh:
+            lines = [(n, line) for n, line in enumerate(fh, start=1)
+                     if line.strip() and not line.lstrip().startswith("#")]
+    except UnicodeDecodeError:
+        raise DataError(f"{str(p)!r}: not a text CSV file (cannot be decoded as text)") from None
     if not lines:
         raise DataError(f"{str(p)!r}: empty CSV file (expected a header: {','.join(required)})")
     rows = list(csv.reader(line for _, line in lines))
@@ -305,28 +364,40 @@ def load_dc_sweeps(path: str | os.PathLike) -> DCSweeps:
     """Read I-V sweeps from a ``.npz`` or ``.csv`` file (see the module docstring).
 
     Raises ``FileNotFoundError`` for a missing file and :class:`DataError` for an unknown
-    suffix, a missing array/column, unequal sweep lengths, NaN or non-SI magnitudes.
+    suffix, an unreadable (empty, truncated) file, a missing array/column, unequal sweep
+    lengths, NaN, non-SI magnitudes, or sweeps whose units disagree
+    (:func:`ionspike.calibrate.audit.audit_dc_sweeps`).
     """
+    from ionspike.calibrate.audit import audit_dc_sweeps
+
     p = _existing(path)
     if p.suffix.lower() == ".npz":
-        arrays = _read_npz(p, ("voltage_V", "current_A"), ("time_s",))
+        arrays = _read_npz(p, ("voltage_V", "current_A"), ("time_s", "compliance_A"))
+        stated = arrays.pop("compliance_A", None)
     else:
         arrays = _read_csv(p, "sweep", DC_CSV_COLUMNS, ("time_s",))
+        stated = _stated_compliance_csv(p)
     _unit_checks(p, arrays)
     try:
-        return DCSweeps(voltage=arrays["voltage_V"], current=arrays["current_A"],
-                        time=arrays.get("time_s"), source=str(p))
+        sweeps = DCSweeps(voltage=arrays["voltage_V"], current=arrays["current_A"], time=arrays.get("time_s"),
+                          source=str(p),
+                          compliance=None if stated is None else check_compliance(stated, "compliance_A"))
+        audit_dc_sweeps(sweeps)
     except DataError as exc:
         raise DataError(f"{str(p)!r}: {exc}") from None
+    return sweeps
 
 
 def load_pulse_trials(path: str | os.PathLike) -> PulseTrials:
     """Read pulse transients from a ``.npz`` or ``.csv`` file (see the module docstring).
 
     Raises ``FileNotFoundError`` for a missing file and :class:`DataError` for an unknown
-    suffix, a missing array/column, unequal trial lengths, NaN, non-increasing time or
-    non-SI magnitudes.
+    suffix, an unreadable (empty, truncated) file, a missing array/column, unequal trial
+    lengths, NaN, non-increasing time, non-SI magnitudes, or trials whose units disagree
+    (:func:`ionspike.calibrate.audit.audit_pulse_trials`).
     """
+    from ionspike.calibrate.audit import audit_pulse_trials
+
     p = _existing(path)
     if p.suffix.lower() == ".npz":
         arrays = _read_npz(p, ("time_s", "voltage_V", "current_A"))
@@ -334,10 +405,12 @@ def load_pulse_trials(path: str | os.PathLike) -> PulseTrials:
         arrays = _read_csv(p, "trial", PULSE_CSV_COLUMNS)
     _unit_checks(p, arrays)
     try:
-        return PulseTrials(time=arrays["time_s"], voltage=arrays["voltage_V"],
-                           current=arrays["current_A"], source=str(p))
+        trials = PulseTrials(time=arrays["time_s"], voltage=arrays["voltage_V"], current=arrays["current_A"],
+                             source=str(p))
+        audit_pulse_trials(trials)
     except DataError as exc:
         raise DataError(f"{str(p)!r}: {exc}") from None
+    return trials
 
 
 # --------------------------------------------------------------------------------------
@@ -347,8 +420,9 @@ def load_pulse_trials(path: str | os.PathLike) -> PulseTrials:
 def write_csv(obj: DCSweeps | PulseTrials, path: str | os.PathLike) -> Path:
     """Write ``obj`` as CSV in the layout the loaders read (exact float round trip).
 
-    DC sweeps: ``sweep,voltage_V,current_A[,time_s]``; pulse trials:
-    ``trial,time_s,voltage_V,current_A``. The file is written atomically. Returns the path.
+    DC sweeps: ``sweep,voltage_V,current_A[,time_s]`` (a stated compliance as the comment line
+    ``# compliance_A = ...``); pulse trials: ``trial,time_s,voltage_V,current_A``. The file is
+    written atomically. Returns the path.
     """
     from ionspike.io import atomic_write
 
@@ -368,7 +442,11 @@ def write_csv(obj: DCSweeps | PulseTrials, path: str | os.PathLike) -> Path:
     table = np.column_stack([index] + [c.reshape(-1) for c in cols])
     fmt = ["%d"] + ["%.17g"] * len(cols)
 
+    header = ",".join(names)
+    if isinstance(obj, DCSweeps) and obj.compliance is not None:
+        header = f"# compliance_A = {obj.compliance!r}\n" + header
+
     def write(tmp: Path) -> None:
-        np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=",".join(names), comments="")
+        np.savetxt(tmp, table, fmt=fmt, delimiter=",", header=header, comments="")
 
     return atomic_write(Path(path), write)
