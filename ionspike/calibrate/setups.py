@@ -83,7 +83,8 @@ class DCSweep:
     def __post_init__(self):
         _positive(self, v_step="V", hold="s", compliance="A", dt="s")
         if not (abs(self.v_peak) >= 2 * self.v_step):
-            raise ParameterError(f"v_peak = {self.v_peak} V: |v_peak| must be at least 2 * v_step = {2 * self.v_step} V")
+            raise ParameterError(f"v_peak = {self.v_peak} V: |v_peak| must be at least 2 * v_step = "
+                                 f"{2 * self.v_step} V")
         if self.hold / self.dt < 4:
             raise ParameterError(f"dt = {self.dt} s is out of range: at most hold/4 = {self.hold / 4} s")
 
@@ -165,7 +166,7 @@ def _positive(record, **units):
             raise ParameterError(f"{name} = {value} {unit} is out of range: allowed (0, inf)")
 
 
-def device_voltage(v_app, r_d, mode: int, limit):
+def _device_voltage(v_app, r_d, mode: int, limit):
     """Voltage across the device (V) for applied ``v_app`` (V), device resistance ``r_d`` (Ω):
     ``mode`` COMPLIANCE with ``limit`` = I_cc (A), or SERIES with ``limit`` = R_s (Ω)."""
     if mode == COMPLIANCE:
@@ -179,7 +180,7 @@ def _step(F, R, v_app, mu_scale, m: Memristor, n_eff, dt, dW, mode, limit):
     Euler-Maruyama noise (:func:`ionspike.circuit.langevin_kick`) unless ``dW`` is None."""
 
     def v_m(F, R):
-        return device_voltage(v_app, resistance(F + R, m), mode, limit)
+        return _device_voltage(v_app, resistance(F + R, m), mode, limit)
 
     F, R, var_f, var_r, _ = ionic_midpoint(F, R, v_m(F, R), v_m, m, dt, mu_scale)
     if dW is None:
@@ -189,7 +190,7 @@ def _step(F, R, v_app, mu_scale, m: Memristor, n_eff, dt, dW, mode, limit):
 
 def _current(F, R, v_app, m, mode, limit):
     r_d = resistance(F + R, m)
-    return device_voltage(v_app, r_d, mode, limit) / r_d
+    return _device_voltage(v_app, r_d, mode, limit) / r_d
 
 
 class _Carry(NamedTuple):
@@ -288,7 +289,8 @@ def dc_sweep_run(m: Memristor, n_eff, mu_scale, keys, setup: DCSweep, i_on: floa
     v_points = jnp.broadcast_to(jnp.asarray(levels)[:, None], (levels.size, n))
     t_points = jnp.arange(levels.size) * setup.hold
     return _integrate(m, n_eff, mu_scale, v_points, t_points, setup.hold / spp, keys, setup.compliance,
-                      np.log10(i_on), np.log10(i_off), steps_per_point=spp, mode=COMPLIANCE, deterministic=deterministic)
+                      np.log10(i_on), np.log10(i_off), steps_per_point=spp, mode=COMPLIANCE,
+                      deterministic=deterministic)
 
 
 def pulse_run(m: Memristor, n_eff, mu_scale, keys, setup: PulseSetup, i_level: float, deterministic: bool):

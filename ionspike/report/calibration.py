@@ -1,4 +1,5 @@
-"""Figures of a calibration, drawn only from its saved ``fit.json`` and ``curves.json``."""
+"""Figures of a calibration, drawn only from its saved ``fit.json`` and ``curves.json``; written
+atomically, never through a link (:func:`ionspike.io.save_figure`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from ionspike import io  # noqa: E402
 
 COLORS = {"measured": "tab:blue", "simulated": "tab:red"}
 UNIT_SCALE = {"_V": (1.0, "V"), "_s": (1e3, "ms")}
@@ -54,8 +57,12 @@ def distributions(fit: dict, path: Path) -> Path:
         axes[0, j].set_title(f"{name}: KS = {ks:.3f}" if ks is not None else name)
         axes[0, j].legend(fontsize=7)
         axes[1, j].set_ylabel("CDF")
+    verdict = fit.get("verdict")
+    if verdict is not None:
+        fig.suptitle("verdict: " + ("passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])),
+                     fontsize=8, wrap=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    io.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -83,7 +90,7 @@ def overlay(curves: dict, path: Path) -> Path:
     ax.set_title("I-V sweeps, measured vs simulated" if curves["kind"] == "dc-sweeps" else "pulse trials")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    io.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
