@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import shared_data
 
 import ionspike as isp
+from conftest import shared_data
 from ionspike import calibrate
 from ionspike.calibrate import setups as S
 from ionspike.params import Noise

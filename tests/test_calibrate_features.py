@@ -5,18 +5,14 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_data  # noqa: E402
 
 from ionspike.calibrate import features as F
 from ionspike.calibrate.data import (
-    DataError,
-    DCSweeps,
-    PulseTrials,
-    load_dc_sweeps,
-    load_pulse_trials,
-    write_csv,
+    DataError, DCSweeps, PulseTrials, load_dc_sweeps, load_pulse_trials, write_csv,
 )
 from ionspike.errors import IonspikeError, ParameterError
+
+from conftest import shared_data  # noqa: E402
 
 # ------------------------------------------------------------------ synthetic DC sweeps
 
@@ -66,6 +62,15 @@ def test_threshold_hold_exact_on_grid_both_polarities():
     assert np.isnan(got_th[4]) and np.isnan(got_hold[4])      # never switched
     assert np.isfinite(got_th[5]) and np.isnan(got_hold[5])   # never released
     assert got_th[1] == pytest.approx(50 * DV) and got_hold[1] == pytest.approx(5 * DV)
+
+
+def test_abrupt_release_tells_a_drop_from_on_from_a_gradual_one():
+    sweeps, _, _ = synthetic_sweeps()
+    # the cases with a 3e-10 A point before the hold released gradually; the one without, from ON;
+    # no hold (never switched, never released): NaN
+    np.testing.assert_array_equal(F.abrupt_release(sweeps), [0.0, 0.0, 1.0, 0.0, np.nan, np.nan])
+    # with the hold level above that 3e-10 A point, the same release is a drop from ON
+    assert F.abrupt_release(sweeps, i_on=1e-8, i_off=1e-9)[0] == 1.0
 
 
 def test_switching_fraction_and_require_switching():

@@ -11,16 +11,8 @@ import pytest
 
 import ionspike as isp
 from ionspike import calibrate
-from ionspike.calibrate import audit
+from ionspike.calibrate import DataError, DCSweeps, PulseTrials, audit, load_dc_sweeps, load_pulse_trials, write_csv
 from ionspike.calibrate import setups as S
-from ionspike.calibrate.data import (
-    DataError,
-    DCSweeps,
-    PulseTrials,
-    load_dc_sweeps,
-    load_pulse_trials,
-    write_csv,
-)
 from ionspike.params import Noise
 
 DV, N_HALF, COMPLIANCE = 0.006, 50, 1e-6

@@ -21,24 +21,12 @@
 >>> calibrate.write(fit, "calib/", source="dm_symmetric_dc_sweeps.npz", base="paper")  # doctest: +SKIP
 """
 
-from ionspike.calibrate.data import (
-           DataError,
-           DCSweeps,
-           PulseTrials,
-           load_dc_sweeps,
-           load_pulse_trials,
-           write_csv,
-)
+from ionspike.calibrate.data import DataError, DCSweeps, PulseTrials, load_dc_sweeps, load_pulse_trials, write_csv
 from ionspike.calibrate.fit import fit_dc_sweeps, fit_pulses, progress_total
 from ionspike.calibrate.options import FitOptions
 from ionspike.calibrate.output import write
 from ionspike.calibrate.result import Fit
-from ionspike.calibrate.setups import (
-           DCSweep,
-           PulseSetup,
-           simulate_dc_sweeps,
-           simulate_pulses,
-)
+from ionspike.calibrate.setups import DCSweep, PulseSetup, simulate_dc_sweeps, simulate_pulses
 from ionspike.calibrate.verdict import Verdict
 
 __all__ = ["DataError", "DCSweeps", "PulseTrials", "load_dc_sweeps", "load_pulse_trials", "write_csv",

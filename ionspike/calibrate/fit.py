@@ -26,20 +26,10 @@ from typing import Callable
 
 from ionspike.calibrate import dc, pulses
 from ionspike.calibrate.data import DCSweeps, PulseTrials
-from ionspike.calibrate.dc import (  # noqa: F401
-    MIN_PER_POLARITY,
-    dc_setup_from_data,
-    fits_needed,
-    sweep_signs,
-)
+# names that lived in this module before the split, importable from here as before
+from ionspike.calibrate.dc import MIN_PER_POLARITY, dc_setup_from_data, fits_needed, sweep_signs  # noqa: F401
 from ionspike.calibrate.losses import MISSING_AS, ks_with_missing  # noqa: F401
-from ionspike.calibrate.options import (  # noqa: F401
-    N_EFF_GRID,
-    POLISH_STEPS,
-    SIGMA_C2C_GRID,
-    SIGMA_C2C_GRID_PULSES,
-    FitOptions,
-)
+from ionspike.calibrate.options import N_EFF_GRID, SIGMA_C2C_GRID, SIGMA_C2C_GRID_PULSES, FitOptions  # noqa: F401
 from ionspike.calibrate.pulses import on_fraction  # noqa: F401
 from ionspike.calibrate.result import Fit
 from ionspike.errors import ParameterError
