@@ -383,6 +383,8 @@ def _calibrate(kind: str, path: Path, out: Path, base: str, seed: int, quick: bo
         figs.plot(out_dir)
     ks = ", ".join(f"{k} {v:.3f}" for k, v in fit.ks.items())
     _say(f"wrote {out_dir}/preset.toml, fit.json and figures; KS distances: {ks}")
+    for line in fit.verdict_lines():          # does the fit reproduce the data: pass/fail with reasons, notes
+        _say(line)
 
 
 @calibrate_app.command("dc-sweeps")

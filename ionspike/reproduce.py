@@ -29,6 +29,10 @@ from typing import Callable
 from ionspike import __version__, io, published
 from ionspike.errors import ParameterError
 
+#: the presets the study uses: the characteristics and calibration base, the stochastic-threshold
+#: preset, and those whose resolved parameters the report lists
+STUDY_PRESET, STOCHASTIC_PRESET = "paper", "stochastic"
+LISTED_PRESETS = (STUDY_PRESET, STOCHASTIC_PRESET, "65nm", "3nm")
 STAGES = ("characteristics", "stochastic_preset", "published", "calibration", "ablation")
 MARKER = io.MARKER   # the output policy's marker: command kind, ionspike version, mode
 # per mode: trials of the stochastic protocols (None: the protocols' defaults), the ablation study
@@ -66,7 +70,7 @@ def _characteristics(folder: Path, mode: str, ctx: dict, progress) -> dict:
     for i, name in enumerate(names):
         done = folder / f"{name}.json"
         if not done.exists():
-            ds, m = protocols.run(name, "paper", trials=MODES[mode]["trials"], seed=0)
+            ds, m = protocols.run(name, STUDY_PRESET, trials=MODES[mode]["trials"], seed=0)
             io.write_netcdf(folder / f"{name}.nc", ds)
             figs.plot(name, io.read_netcdf(folder / f"{name}.nc"), folder / name)
             io.write_json(done, m)
@@ -74,18 +78,18 @@ def _characteristics(folder: Path, mode: str, ctx: dict, progress) -> dict:
         datasets[name] = io.read_netcdf(folder / f"{name}.nc")
         progress((i + 1) / len(names))
     figs.summary(datasets, folder / "summary.png")
-    return {"preset": "paper", "metrics": metrics, "figures": [f"{n}.png" for n in names] + ["summary.png"]}
+    return {"preset": STUDY_PRESET, "metrics": metrics, "figures": [f"{n}.png" for n in names] + ["summary.png"]}
 
 
 def _stochastic_preset(folder: Path, mode: str, ctx: dict, progress) -> dict:
     from ionspike import protocols
     from ionspike.report import characteristics as figs
 
-    ds, m = protocols.run("stochasticity", "stochastic", trials=MODES[mode]["trials"], seed=0)
+    ds, m = protocols.run("stochasticity", STOCHASTIC_PRESET, trials=MODES[mode]["trials"], seed=0)
     io.write_netcdf(folder / "stochasticity.nc", ds)
     figs.plot("stochasticity", io.read_netcdf(folder / "stochasticity.nc"), folder / "stochasticity")
     progress(1.0)
-    return {"preset": "stochastic", "metrics": {"stochasticity": m}, "figures": ["stochasticity.png"]}
+    return {"preset": STOCHASTIC_PRESET, "metrics": {"stochasticity": m}, "figures": ["stochasticity.png"]}
 
 
 def _published(folder: Path, mode: str, ctx: dict, progress) -> dict:
@@ -115,14 +119,15 @@ def _calibration(folder: Path, mode: str, ctx: dict, progress) -> dict:
     for i, (path, kind) in enumerate(jobs):
         sub = folder / kind
         if kind == "dc-sweeps":
-            fit = calibrate.fit_dc_sweeps(calibrate.load_dc_sweeps(path), base="paper", options=options)
+            fit = calibrate.fit_dc_sweeps(calibrate.load_dc_sweeps(path), base=STUDY_PRESET, options=options)
         else:
             # the shared pulse data: ~22 kOhm series resistor (shared/data/README.md)
-            fit = calibrate.fit_pulses(calibrate.load_pulse_trials(path), r_series=22e3, base="paper", options=options)
-        calibrate.write(fit, sub, source=path.name, base="paper")
+            fit = calibrate.fit_pulses(calibrate.load_pulse_trials(path), r_series=22e3, base=STUDY_PRESET,
+                                       options=options)
+        calibrate.write(fit, sub, source=path.name, base=STUDY_PRESET)
         figs.plot(sub)
-        out["fits"][kind] = {"file": path.name, "ks": fit.ks, "fitted": fit.fitted,
-                             "figures": [f"{kind}/{p.name}" for p in sorted(sub.glob("*.png"))]}
+        out["fits"][kind] = {"file": path.name, "ks": fit.ks, "fitted": fit.fitted, "verdict": fit.verdict.to_dict(),
+                             "notes": list(fit.notes), "figures": [f"{kind}/{p.name}" for p in sorted(sub.glob("*.png"))]}
         progress((i + 1) / len(jobs))
     return out
 
@@ -192,7 +197,7 @@ def _parameters() -> dict:
     """The presets the study uses, resolved, SI."""
     from ionspike import presets
 
-    return io.jsonable({n: presets.load(n).params.to_dict() for n in ("paper", "stochastic", "65nm", "3nm")})
+    return io.jsonable({n: presets.load(n).params.to_dict() for n in LISTED_PRESETS})
 
 
 def _environment() -> dict:

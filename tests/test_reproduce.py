@@ -126,3 +126,16 @@ def test_bad_out_folders_are_refused_with_a_clear_error(tmp_path):
     r = runner.invoke(app, ["reproduce", "--tiny", "--out", str(tmp_path / "new"), "--measured", str(a_file)])
     assert r.exit_code == 2 and "--measured" in r.output and "not a folder" in r.output
     assert not (tmp_path / "new").exists()
+
+
+def test_the_report_states_a_failed_calibration_verdict(tmp_path):
+    from ionspike.calibrate import verdict as V
+    from ionspike.report import html
+
+    failed = V.Verdict(passed=False, checks=tuple(V.ks_checks("pulses", {"delay_s": 0.5})))
+    stage = {"skipped": False, "fits": {"pulses": {"file": "trials.npz", "ks": {"delay_s": 0.5}, "fitted": {"mu": 550.0},
+                                                   "verdict": failed.to_dict(), "notes": ["fit from only 7 trials"],
+                                                   "figures": []}}}
+    text = html._calibration(tmp_path, stage)
+    assert "Verdict: <span class=fail>FAILED</span>" in text
+    assert "<li class=fail>KS switching delay 0.500 (limit 0.35)</li>" in text and "<li>fit from only 7 trials</li>" in text

@@ -88,15 +88,17 @@ def _ablation(root: Path, stage: dict) -> str:
     parts = [f"<p>Settings: <code>{_e(json.dumps(stage['settings']))}</code>, {stage['seeds']} seeds per variant; "
              f"synapse read energy {energy(stage['read_energy_J'])}. Welch t-test against the full neuron.</p>"]
     for task, table in stage["table"].items():
+        presets = list(dict.fromkeys(p for s in table.values() for p in s["energy_J"]))   # as the study saved them
         rows = "".join(
             f"<tr><td class=l>{_e(v)}</td><td>{s['accuracy_mean']:.3f} ± {(s['accuracy_std'] or 0):.3f}</td>"
             f"<td>{_num(s['delta_vs_full'])}</td><td>{_num(s['p_value_vs_full'])}</td><td>{s['firing_rate_per_bin']:.4f}</td>"
             f"<td>{s['spikes_per_sample']:.1f}</td>"
-            + "".join(f"<td>{energy(s['energy_J'].get(p))}</td>" for p in ("paper", "65nm", "3nm"))
+            + "".join(f"<td>{energy(s['energy_J'].get(p))}</td>" for p in presets)
             + f"<td class=l>{_e(s['note'])}</td></tr>" for v, s in table.items())
+        heads = "".join(f"<th>energy/inference, {_e(p)}</th>" for p in presets)
         parts.append(f"<h3>{_e(task)}</h3><table><tr><th class=l>variant</th><th>test accuracy</th><th>Δ vs full</th>"
-                     "<th>p</th><th>spikes/bin/neuron</th><th>spikes/sample</th><th>energy/inference paper</th>"
-                     f"<th>65 nm</th><th>3 nm</th><th class=l>note</th></tr>{rows}</table>")
+                     f"<th>p</th><th>spikes/bin/neuron</th><th>spikes/sample</th>{heads}<th class=l>note</th></tr>"
+                     f"{rows}</table>")
     for f in stage["figures"]:
         parts.append(_img(root / f, f.replace("_", " ").removesuffix(".png")))
     prefix = "stages/ablation/"
@@ -112,6 +114,14 @@ def _calibration(root: Path, stage: dict) -> str:
         ks = ", ".join(f"{k} {v:.3f}" for k, v in fit["ks"].items())
         fitted = ", ".join(f"{k} = {v:.4g}" for k, v in fit["fitted"].items() if isinstance(v, (int, float)))
         parts.append(f"<h3>{_e(kind)} ({_e(fit['file'])})</h3><p>KS distances: {_e(ks)}</p><p>Fitted: {_e(fitted)}</p>")
+        verdict = fit.get("verdict")
+        if verdict is not None:
+            passed = verdict["passed"]
+            checks = "".join(f"<li class={'pass' if c['passed'] else 'fail'}>{_e(c['text'])}</li>"
+                             for c in verdict["checks"])
+            notes = "".join(f"<li>{_e(n)}</li>" for n in fit.get("notes", []) + verdict.get("notes", []))
+            parts.append(f"<p>Verdict: <span class={'pass' if passed else 'fail'}>{'passed' if passed else 'FAILED'}"
+                         f"</span></p><ul>{checks}{notes}</ul>")
         parts += [_img(root / f, f) for f in fit["figures"]]
         prefix = "stages/calibration/"
         parts.append(f"<p>{_link(root, kind + '/preset.toml', prefix=prefix)} · {_link(root, kind + '/fit.json', prefix=prefix)}</p>")
