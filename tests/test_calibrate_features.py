@@ -71,6 +71,9 @@ def test_abrupt_release_tells_a_drop_from_on_from_a_gradual_one():
     np.testing.assert_array_equal(F.abrupt_release(sweeps), [0.0, 0.0, 1.0, 0.0, np.nan, np.nan])
     # with the hold level above that 3e-10 A point, the same release is a drop from ON
     assert F.abrupt_release(sweeps, i_on=1e-8, i_off=1e-9)[0] == 1.0
+    # the current just after the release: the 3e-10 A point where there is one, else the floor; none
+    # for the sweep that never switched
+    np.testing.assert_allclose(F.release_currents(sweeps), [3e-10, 3e-10, FLOOR, 3e-10, np.nan, 3e-10])
 
 
 def test_switching_fraction_and_require_switching():

@@ -130,6 +130,21 @@ def test_traced_sweep_features_equal_the_data_rule():
     assert np.isfinite(ho).sum() >= 20
 
 
+def test_hold_level_above_the_remnant_marks_the_release():
+    # the model's residue keeps conducting after the release (x = F + R sets the resistance): the
+    # simulated current passes 10 pA a few points after it; a device that drops to the floor does not
+    from ionspike.calibrate import dc
+
+    m = dataclasses.replace(isp.presets.params("paper").memristor, polarity="symmetric", r_off=3e10, r_on=1.6e5,
+                            v_h=0.15, mu=800.0)
+    sim, _ = S.simulate_dc_sweeps(m, Noise(n_eff=20.0), S.DCSweep(v_step=12e-3), n_trials=12, seed=1)
+    assert np.nanmean(F.abrupt_release(sim)) == 0.0
+    level = dc.hold_level_above_remnant(sim, sim, 1e-8, 1e-11)
+    assert 1e-11 < level["i_off_A"] <= 1e-8 and math.log10(level["i_off_A"]) == round(math.log10(level["i_off_A"]))
+    assert np.nanmean(F.abrupt_release(sim, 1e-8, level["i_off_A"])) >= 0.9     # at that level: the release
+    assert level["measured_holds_changed"] > 0.9 and level["median_change_V"] > 0   # here the "data" has the tail
+
+
 # ------------------------------------------------------------------ verdict and the Fit record
 
 

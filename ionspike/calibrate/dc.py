@@ -239,9 +239,14 @@ def fit_polarity(p: Problem, options: FitOptions, progress=None, *, polish_n: in
 
     What remains is the model's: after the filament releases, the residue ``R`` keeps the device
     conducting (``x = F + R`` sets the resistance) and decays at ``gamma2``, so the simulated
-    current passes below ``i_off`` gradually, tens of ms after the release, while the measured one
-    falls from ON to the floor within one point (:func:`ionspike.calibrate.features.abrupt_release`,
-    in the verdict's notes). The hold distribution's shape then differs however the medians sit.
+    current passes below ``i_off`` = 10 pA gradually, tens of ms after the release, while a real
+    device falls from ON to the floor within one point (:func:`ionspike.calibrate.features.abrupt_release`).
+    The simulated hold then marks the remnant's decay, below the release; where the measured hold
+    sits high under the threshold, no onset below the threshold reaches it and the hold comes out
+    low on every sweep (a synthetic device with abrupt releases, 8 mV grid: -14 steps, KS 0.95).
+    The verdict's notes say so and give a hold level above the simulated remnant current
+    (:func:`hold_level_above_remnant`); at that level (1 nA there) both holds mark the release
+    (recovered v_h 0.253 V for 0.25 V, KS 0.16/0.20).
     """
     unpack, pack = _coordinates(p)
     m_init = initial_device(p)
@@ -299,8 +304,31 @@ def _polarity_summary(measured: dict, simulated: dict | None, meas_sweeps, sim_s
                    simulated_grid_median_vhold_V=float(losses.grid_median(simulated["vhold_V"], step)),
                    ks_vth=losses.ks_with_missing("vth_V", measured["vth_V"], simulated["vth_V"]),
                    ks_vhold=losses.ks_with_missing("vhold_V", measured["vhold_V"], simulated["vhold_V"]),
-                   simulated_abrupt_release=_fraction(feat.abrupt_release(sim_sweeps, i_on, i_off)))
+                   simulated_abrupt_release=_fraction(feat.abrupt_release(sim_sweeps, i_on, i_off)),
+                   hold_level_above_remnant=hold_level_above_remnant(meas_sweeps, sim_sweeps, i_on, i_off))
     return out
+
+
+def hold_level_above_remnant(measured: DCSweeps, simulated: DCSweeps, i_on: float, i_off: float) -> dict | None:
+    """A hold level at which the simulated hold marks the release rather than the decay of a conducting
+    remnant: the decade above the 90th percentile of the simulated currents just after the release
+    (:func:`ionspike.calibrate.features.release_currents`), capped at ``i_on`` (the hold is then the
+    first point after the last ON one: the release itself); None if it is not above ``i_off``.
+    Returns ``{"i_off_A", "measured_holds_changed", "median_change_V"}`` (how the measured holds move at
+    that level: little, where the measured current drops past it), or None."""
+    after = feat.release_currents(simulated, i_on)
+    after = after[np.isfinite(after)]
+    if after.size == 0:
+        return None
+    level = min(10.0 ** math.ceil(math.log10(max(float(np.quantile(after, 0.9)), 1e-300))), i_on)
+    if not level > i_off:
+        return None
+    _, at_default = feat.threshold_hold_voltages(measured, i_on, i_off)
+    _, at_level = feat.threshold_hold_voltages(measured, i_on, level)
+    both = np.isfinite(at_default) & np.isfinite(at_level)
+    change = at_level[both] - at_default[both]
+    return {"i_off_A": level, "measured_holds_changed": float(np.mean(change != 0)) if both.any() else math.nan,
+            "median_change_V": float(np.median(change)) if both.any() else math.nan}
 
 
 def _release_note(where: str, side: dict, i_on: float, i_off: float) -> list[str]:
@@ -309,11 +337,15 @@ def _release_note(where: str, side: dict, i_on: float, i_off: float) -> list[str
         return []
     if abs(meas - sim) <= RELEASE_SHAPE_GAP:
         return []
-    return [f"release shape ({where}): {meas:.0%} of the measured sweeps fall from ON (>= {i_on:g} A) to below "
-            f"{i_off:g} A within one point, {sim:.0%} of the simulated: the model's residue keeps conducting after "
-            "the filament releases and decays at gamma2, so the simulated hold marks that decay, not the release; "
-            "a hold miss is then the model's (try a longer --hold per point if the sweep was slower, or a base "
-            "preset with a faster residue decay)"]
+    text = (f"release shape ({where}): {meas:.0%} of the measured sweeps fall from ON (>= {i_on:g} A) to below "
+            f"{i_off:g} A within one point, {sim:.0%} of the simulated: after the filament releases, the model's "
+            "residue keeps conducting and decays at gamma2, so the simulated hold marks that decay, not the release")
+    level = side.get("hold_level_above_remnant")
+    if level:
+        text += (f"; a hold level above the simulated remnant current, i_off = {level['i_off_A']:g} A (CLI: --i-off), "
+                 f"marks the release in both (it moves {level['measured_holds_changed']:.0%} of the measured holds, "
+                 f"median {level['median_change_V'] * 1e3:+.3g} mV)")
+    return [text]
 
 
 def _medians(by_polarity: dict) -> dict:

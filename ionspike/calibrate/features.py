@@ -23,7 +23,8 @@ from ionspike.calibrate.data import DataError, DCSweeps, PulseTrials
 from ionspike.errors import ParameterError
 
 __all__ = [
-    "threshold_hold_voltages", "threshold_hold_from_readings", "abrupt_release", "switching_fraction",
+    "threshold_hold_voltages", "threshold_hold_from_readings", "abrupt_release", "release_currents",
+    "switching_fraction",
     "require_switching", "on_off_resistance",
     "detect_compliance", "pulse_edges", "switching_delays", "relaxation_times", "on_current",
     "ks_distance", "describe",
@@ -148,6 +149,22 @@ def abrupt_release(sweeps: DCSweeps, i_on: float = 1e-8, i_off: float = 1e-11) -
         k = _hold_index(a_abs[n], _peak_index(v_abs[n]), i_on, i_off)
         if k is not None:
             out[n] = float(a_abs[n, k - 1] >= i_on)
+    return out
+
+
+def release_currents(sweeps: DCSweeps, i_on: float = 1e-8) -> np.ndarray:
+    """Per sweep, ``|I|`` (A) at the first falling-branch point after the last ON one (``|I| >= i_on``):
+    the current just after the release, the instrument floor for a device that drops to OFF, more
+    for one whose remnant still conducts; NaN if the falling branch is never ON or ends ON."""
+    s = _sweeps(sweeps)
+    i_on = _positive("i_on", i_on)
+    v_abs, a_abs = np.abs(s.voltage), np.abs(s.current)
+    out = np.full(s.n_sweeps, np.nan)
+    for n in range(s.n_sweeps):
+        peak = _peak_index(v_abs[n])
+        on = np.flatnonzero(a_abs[n, peak:] >= i_on)
+        if on.size and peak + on[-1] + 1 < a_abs.shape[1]:
+            out[n] = a_abs[n, peak + on[-1] + 1]
     return out
 
 
