@@ -55,7 +55,7 @@ def report(kind: str, r: dict) -> list[str]:
     v = fit.get("verdict")
     if v is not None:
         lines.append(f"  verdict: {'PASSED' if v['passed'] else 'FAILED'}")
-        lines += [f"    [{'ok' if c['passed'] else 'FAIL'}] {c['text']}" for c in v["checks"]]
+        lines += [f"    {'ok  ' if c['passed'] else 'FAIL'}  {c['text']}" for c in v["checks"]]
         lines += [f"    note: {n}" for n in v.get("notes", [])]
     lines += [f"  note: {n}" for n in fit.get("notes", [])]
     return lines

@@ -207,7 +207,7 @@ def polish(p: Problem, m: Memristor, noise: Noise, n: int, seed: int, progress=N
         f, _ = simulate_features(m, noise, p.setup, n, seed, p.i_on, p.i_off)
         v_h, mu = stages.recentre(m.v_h, m.mu, p.target, _grid_medians(f, p.setup.v_step))
         m = dataclasses.replace(m, v_h=v_h, mu=mu)
-        stages._tick(progress)
+        stages.tick(progress)
     return m
 
 
@@ -380,7 +380,7 @@ def fit_single(sweeps: DCSweeps, base: NeuronParams, options: FitOptions, progre
     fit = fit_polarity(p, options, progress, polish_n=n_report)
     m, noise = fit.memristor, fit.noise
     simulated, sim = simulate_features(m, noise, p.setup, n_report, options.seed + 3, p.i_on, p.i_off)  # fresh
-    stages._tick(progress)
+    stages.tick(progress)
     signs, forward = sweep_signs(sweeps), float(sweep_signs(p.sweeps)[0])
     by_polarity = {}
     for g, name in POLARITY_NAME.items():
@@ -453,7 +453,7 @@ def fit_per_polarity(sweeps: DCSweeps, base: NeuronParams, options: FitOptions, 
                 onset, mu = stages.recentre(*_onset_mu(m, g), probs[g].target,
                                             _grid_medians(f[g][0], setup.v_step))
                 m = _with_polarity(m, g, onset, mu)
-            stages._tick(progress)
+            stages.tick(progress)
         return m
 
     measured = {"vth_V": np.concatenate([probs[g].measured["vth_V"] for g in (1.0, -1.0)]),
@@ -472,11 +472,11 @@ def fit_per_polarity(sweeps: DCSweeps, base: NeuronParams, options: FitOptions, 
             m_fit = recentred(m, noise, n_sim)
             scored.append((losses.ks_sum(measured, pooled(simulate(m_fit, noise, options.seed + 2, n_report)))[0],
                            noise, m_fit))
-        stages._tick(progress)
+        stages.tick(progress)
     _, noise, m = min(scored, key=lambda t: t[0])
     m = recentred(m, noise, n_report, progress)                       # polish on as many sweeps as reported
     f = simulate(m, noise, options.seed + 3, n_report)                # fresh draws for the reported comparison
-    stages._tick(progress)
+    stages.tick(progress)
     simulated = pooled(f)
     i_on, i_off = kw["i_on"], kw["i_off"]
     by_polarity = {}

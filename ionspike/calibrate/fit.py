@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ionspike import checks
 from ionspike.calibrate import dc, pulses
 from ionspike.calibrate.data import DCSweeps, PulseTrials
 # names that lived in this module before the split, importable from here as before
@@ -54,16 +55,6 @@ def _check_common(data, expected: type, options, progress) -> None:
         raise ParameterError(f"options = {options!r}: allowed a calibrate.FitOptions")
     if progress is not None and not callable(progress):
         raise ParameterError(f"progress = {progress!r}: allowed a callable of no argument, or None")
-
-
-def _positive(name: str, value, unit: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not (v > 0 and v < float("inf")):
-        raise ParameterError(f"{name} = {value!r} {unit} is out of range: allowed (0, inf)")
-    return v
 
 
 @x64
@@ -99,13 +90,13 @@ def fit_dc_sweeps(sweeps: DCSweeps, *, base: str | NeuronParams = "paper", polar
     thresholds (:mod:`ionspike.calibrate.verdict`).
     """
     _check_common(sweeps, DCSweeps, options, progress)
-    if polarity not in ("symmetric", "asymmetric"):
-        raise ParameterError(f"polarity = {polarity!r}: allowed 'symmetric' or 'asymmetric'")
-    hold, dt = _positive("hold", hold, "s"), _positive("dt", dt, "s")
-    i_on, i_off = _positive("i_on", i_on, "A"), _positive("i_off", i_off, "A")
+    checks.choice("polarity", polarity, ("symmetric", "asymmetric"))
+    hold, dt = checks.positive("hold", hold, unit="s"), checks.positive("dt", dt, unit="s")
+    i_on, i_off = checks.positive("i_on", i_on, unit="A"), checks.positive("i_off", i_off, unit="A")
     if compliance is not None:
-        compliance = _positive("compliance", compliance, "A")
-    return dc.fit_dc(sweeps, _base_params(base), polarity=polarity, per_polarity=bool(per_polarity), hold=hold,
+        compliance = checks.positive("compliance", compliance, unit="A")
+    per_polarity = checks.flag("per_polarity", per_polarity)
+    return dc.fit_dc(sweeps, _base_params(base), polarity=polarity, per_polarity=per_polarity, hold=hold,
                      compliance=compliance, i_on=i_on, i_off=i_off, dt=dt, options=options, progress=progress)
 
 
@@ -129,12 +120,13 @@ def fit_pulses(trials: PulseTrials, *, r_series: float, base: str | NeuronParams
     refused (:func:`ionspike.calibrate.audit.audit_pulse_trials`); the result carries a verdict.
     """
     _check_common(trials, PulseTrials, options, progress)
-    if polarity is not None and polarity not in ("symmetric", "asymmetric"):
-        raise ParameterError(f"polarity = {polarity!r}: allowed 'symmetric', 'asymmetric' or None (the base's)")
+    if polarity is not None:
+        checks.choice("polarity", polarity, ("symmetric", "asymmetric"))
+    r_series = checks.real("r_series", r_series, 0.0, unit="ohm")
     if i_level is not None:
-        i_level = _positive("i_level", i_level, "A")
+        i_level = checks.positive("i_level", i_level, unit="A")
     if dt is not None:
-        dt = _positive("dt", dt, "s")
+        dt = checks.positive("dt", dt, unit="s")
     return pulses.fit_pulses(trials, _base_params(base), r_series=r_series, polarity=polarity, i_level=i_level,
                              dt=dt, options=options, progress=progress)
 

@@ -5,12 +5,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ionspike import checks
 from ionspike.errors import ParameterError
 
 N_EFF_GRID = (3.0, 5.0, 10.0, 20.0, 40.0, 100.0, 300.0, 1000.0, math.inf)
 SIGMA_C2C_GRID = (0.0, 0.1, 0.2, 0.35)                                 # DC sweeps
 SIGMA_C2C_GRID_PULSES = (0.0, 0.35, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)    # delays scatter over decades
 POLISH_STEPS = 4  # final re-centring steps on the medians after the grid
+SEED_OFFSETS = 8  # a fit draws with seeds seed + 1 .. seed + 4 (room kept)
+
+
+def _grid(name: str, values, lo: float, hi: float, lo_open: bool = False) -> tuple:
+    """A non-empty tuple of floats in the interval (inf allowed where ``hi`` is inf)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ParameterError(f"{name} = {values!r}: expected a non-empty tuple of numbers")
+    out = tuple(checks.real(f"{name}[{i}]", v, lo, hi, lo_open=lo_open, allow_inf=math.isinf(hi))
+                for i, v in enumerate(values))
+    if not out:
+        raise ParameterError(f"{name} = {values!r}: expected a non-empty tuple of numbers")
+    return out
 
 
 @dataclass(frozen=True)
@@ -36,32 +49,17 @@ class FitOptions:
 
     def __post_init__(self):
         for name in ("n_grad", "steps", "restarts", "rounds"):
-            v = getattr(self, name)
-            if name == "n_grad" and v is None:
-                continue
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                raise ParameterError(f"{name} = {v!r} is out of range: allowed integers >= 1")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ParameterError(f"lr = {self.lr!r} is out of range: allowed (0, inf)")
+            if not (name == "n_grad" and self.n_grad is None):
+                checks.integer(name, getattr(self, name), 1)
+        checks.positive("lr", self.lr)
         for name in ("n_sim", "n_report"):
-            v = getattr(self, name)
-            if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 2):
-                raise ParameterError(f"{name} = {v!r} is out of range: allowed integers >= 2")
-        if not (isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**32):
-            raise ParameterError(f"seed = {self.seed!r} is out of range: allowed integers in [0, 2**32)")
-        for name in ("n_eff_grid", "sigma_c2c_grid"):
-            grid = getattr(self, name)
-            if grid is None and name == "sigma_c2c_grid":
-                continue
-            try:
-                values = [float(v) for v in grid]
-            except (TypeError, ValueError):
-                raise ParameterError(f"{name} = {grid!r}: allowed a non-empty tuple of numbers") from None
-            ok = (lambda v: v > 0) if name == "n_eff_grid" else (lambda v: 0 <= v <= 5)
-            if not values or not all(ok(v) and not math.isnan(v) for v in values):
-                allowed = "(0, inf]" if name == "n_eff_grid" else "[0, 5]"
-                raise ParameterError(f"{name} = {grid!r}: allowed a non-empty tuple of numbers in {allowed}")
-            object.__setattr__(self, name, tuple(values))
+            if getattr(self, name) is not None:
+                checks.integer(name, getattr(self, name), 2)
+        # the fit draws with seed + 1 .. seed + SEED_OFFSETS
+        checks.integer("seed", self.seed, 0, checks.SEED_MAX - SEED_OFFSETS)
+        object.__setattr__(self, "n_eff_grid", _grid("n_eff_grid", self.n_eff_grid, 0.0, math.inf, lo_open=True))
+        if self.sigma_c2c_grid is not None:
+            object.__setattr__(self, "sigma_c2c_grid", _grid("sigma_c2c_grid", self.sigma_c2c_grid, 0.0, 5.0))
 
     def sigmas(self, default: tuple) -> tuple:
         """The cycle-to-cycle grid of ``ln mu``: the option's, or the fit's ``default``."""

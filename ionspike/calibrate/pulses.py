@@ -136,11 +136,11 @@ def fit_pulses(trials: PulseTrials, base: NeuronParams, *, r_series: float, pola
         d, _ = delays_of(m, noise, n_sim, options.seed + 2)
         pts.append((math.log(m.mu), math.log(float(np.median(np.where(np.isnan(d), late, d))))))
         m = dataclasses.replace(m, mu=float(m.mu * math.exp(stages.secant_step(pts, math.log(med)))))
-        stages._tick(progress)
+        stages.tick(progress)
     history.append({"stage": "polish", "points_log_mu_log_median": pts, "mu": m.mu})
     n_report = options.n_report or max(trials.n_trials, 400)
     sim, _ = setups.simulate_pulses(m, noise, setup, n_trials=n_report, seed=options.seed + 3, i_level=level)
-    stages._tick(progress)
+    stages.tick(progress)
     d = feat.switching_delays(sim, level)
     measured = {"delay_s": delays, "relaxation_s": feat.relaxation_times(trials, level),
                 "on_fraction": on_fraction(trials, delays, level, t_end)}

@@ -29,7 +29,8 @@ from ionspike.calibrate.setups import require_float64
 from ionspike.params import Noise
 
 
-def _tick(progress, n: int = 1) -> None:
+def tick(progress, n: int = 1) -> None:
+    """Call ``progress`` (if any) ``n`` times: ``n`` units of work done."""
     if progress:
         for _ in range(n):
             progress()
@@ -71,11 +72,11 @@ def adam_stage(loss: Callable, starts: list, opts: FitOptions, progress=None,
             if value < best_loss:
                 best, best_loss = np.asarray(theta), value
             if not np.all(np.isfinite(np.asarray(grad))):
-                _tick(progress, opts.steps - step)
+                tick(progress, opts.steps - step)
                 break
             updates, state = opt.update(grad, state, theta)
             theta = optax.apply_updates(theta, updates)
-            _tick(progress)
+            tick(progress)
         value = float(vg(theta)[0])
         trace.append(value)
         if value < best_loss:
@@ -106,7 +107,7 @@ def grid_stage(score: Callable, m, points: list[Noise], progress=None):
                      "sigma_c2c_ln_mu": noise.sigma_c2c_ln_mu, "score": s, "v_h": m_new.v_h, "mu": m_new.mu})
         if s < best_score:
             best, best_m, best_score = noise, m_new, s
-        _tick(progress)
+        tick(progress)
     if best is None:
         raise DataError("the noise grid is empty: give n_eff_grid/sigma_c2c_grid with at least one noisy point")
     return best, best_m, best_score, rows

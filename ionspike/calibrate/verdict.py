@@ -77,8 +77,8 @@ class Verdict:
         """Human-readable lines: the verdict, then each check (failed ones first), then the notes."""
         head = "calibration PASSED" if self.passed else "calibration FAILED: " + "; ".join(self.reasons)
         out = [head]
-        for c in sorted(self.checks, key=lambda c: c.passed):
-            out.append(f"  [{'ok' if c.passed else 'FAIL'}] {c.text}")
+        for c in sorted(self.checks, key=lambda c: c.passed):   # no square brackets: safe for Rich markup
+            out.append(f"  {'ok  ' if c.passed else 'FAIL'}  {c.text}")
         out += [f"  note: {n}" for n in self.notes]
         return out
 
