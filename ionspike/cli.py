@@ -68,7 +68,7 @@ def _guarded(*, resumable: bool = False):
                 return fn(*args, **kwargs)
             except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
                 raise
-            except BaseException as exc:  # noqa: BLE001 - every exit goes through one place
+            except BaseException as exc:  # every way out of a command goes through here
                 if os.environ.get(DEBUG_ENV, "") not in ("", "0") or isinstance(exc, (SystemExit, GeneratorExit)):
                     raise
                 if isinstance(exc, KeyboardInterrupt):

@@ -68,7 +68,7 @@ def _published(stage: dict) -> str:
         f"<tr><td class=l>{_e(r['quantity'])}</td><td>{_num(r['paper'], r['unit'])}</td><td>{_num(r['ours'], r['unit'])}</td>"
         f"<td>{_e(r['tolerance'])}</td><td class={'pass' if r['pass'] else 'fail'}>{'pass' if r['pass'] else 'FAIL'}</td>"
         f"<td class=l>{_e(r['note'])}</td></tr>" for r in stage["rows"])
-    return (f"<p>{stage['passed']} of {stage['total']} published numbers (reference/physics.md §7.6) within their "
+    return (f"<p>{stage['passed']} of {stage['total']} published numbers (docs/model.md §5.1) within their "
             "stated tolerance; misses stay listed.</p><table><tr><th class=l>quantity</th><th>paper</th><th>ours</th>"
             f"<th>tolerance</th><th>result</th><th class=l>note</th></tr>{rows}</table>")
 

@@ -3,7 +3,7 @@
 Mapping (ionspike -> ngspice):
 
 * F and R: node voltages of 1 F capacitors charged by behavioural current sources with the
-  laws of physics.md §7.2 (growth with the drift onset and the gap field, dissolution,
+  laws of docs/model.md §3.2-3.5 (growth with the drift onset and the gap field, dissolution,
   transfer, residue decay). Deterministic only: the chemical-Langevin noise and the
   cycle-to-cycle redraw have no transient-analysis equivalent and are refused.
   Device-to-device spread is exported as per-copy ``mu`` (the same draw as ``simulate``).
@@ -166,7 +166,7 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
         deck.comment(title) if title else "* exported by ionspike.spice.netlist",
         "* units: SI (V, A, s, Ohm, F); F and R are node voltages of 1 F capacitors (dimensionless state)",
         "",
-        "* ---- parameters (physics.md §7.3 names) ----",
+        "* ---- parameters (names of docs/model.md §4.1) ----",
         f".param vh={_g(vals['v_h'])} alpha={_g(vals['alpha'])} beta={_g(vals['beta'])}",
         f"+ gamma1={_g(vals['gamma1'])} gamma2={_g(vals['gamma2'])} lam={_g(vals['lam'])}",
         f"+ ron={_g(vals['r_on'])} roff={_g(vals['r_off'])} vhr={_g(vals['v_h_reverse_shift'])}",
