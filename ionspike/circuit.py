@@ -90,8 +90,9 @@ def event_values(state: NeuronState, p: NeuronParams) -> dict:
     return {"spike": state.V_g - p.transistor.threshold, "dm_on": state.F + state.R - 1.0}
 
 
-def _gate_step(v_g, v_in, r_d, p: NeuronParams, dt):
-    """Exact solution for frozen ``R_d``, ``V_in``: new ``V_g`` and the step's energies (J)."""
+def gate_update(v_g, v_in, r_d, p: NeuronParams, dt):
+    """The gate law over ``dt`` s, exact for frozen ``R_d`` (Ω) and ``V_in`` (V): new ``V_g`` (V) and
+    the step's energies (J) drawn from the input and dissipated in the DM and in ``R_c``."""
     c = p.circuit
     g = 1.0 / r_d + 1.0 / c.r_c                   # S
     v_inf = (v_in / r_d) / g                      # V
@@ -132,30 +133,16 @@ def ionic_midpoint(F, R, v_m_start, v_m_mid, m, h, mu_scale=1.0, rates=ionic_rat
     return jnp.maximum(F + df * h, 0.0), jnp.maximum(R + dr * h, 0.0), var_f, var_r, (F_h, R_h)
 
 
-def midpoint_step(F, R, V_g, v_in, p: NeuronParams, h, mu_scale=1.0, hold_feedback: bool = False,
-                  hold_gate: bool = False, onset_width=None):
+def midpoint_step(F, R, V_g, v_in, p: NeuronParams, h, mu_scale=1.0):
     """One explicit-midpoint step (second order) of ``(F, R, V_g)`` over ``h`` s at input ``v_in`` (V).
 
     Rates and ``R_d`` are taken after a half step; ``V_g`` takes the exact exponential update
-    for the midpoint ``R_d``. Returns ``(F, R, V_g, energies of the step)``. With
-    ``hold_feedback`` the filament's positive feedback ``1/(alpha + |1 - x|)`` carries no
-    derivative (``x_gap = stop_gradient(x)``), and with ``hold_gate`` the gate's feedback on the
-    device voltage ``V_in - V_g`` carries none either, and ``onset_width`` (V) gives the drift onset
-    a logistic surrogate derivative: the forward values are unchanged (network training).
+    for the midpoint ``R_d``. Returns ``(F, R, V_g, energies of the step)``.
     """
     m = p.memristor
-
-    def rates(F, R, v_m, m, mu_scale):
-        x_gap = jax.lax.stop_gradient(F + R) if hold_feedback else None
-        return ionic_rates(F, R, v_m, m, mu_scale, x_gap=x_gap, onset_width=onset_width)
-
-    def v_m(v_g):
-        return v_in - (jax.lax.stop_gradient(v_g) if hold_gate else v_g)
-
-    v_g_h, _ = _gate_step(V_g, v_in, resistance(F + R, m), p, 0.5 * h)
-    F_new, R_new, _, _, (F_h, R_h) = ionic_midpoint(F, R, v_m(V_g), lambda F_h, R_h: v_m(v_g_h), m, h, mu_scale,
-                                                    rates)
-    v_new, e = _gate_step(V_g, v_in, resistance(F_h + R_h, m), p, h)
+    v_g_h, _ = gate_update(V_g, v_in, resistance(F + R, m), p, 0.5 * h)
+    F_new, R_new, _, _, (F_h, R_h) = ionic_midpoint(F, R, v_in - V_g, lambda F_h, R_h: v_in - v_g_h, m, h, mu_scale)
+    v_new, e = gate_update(V_g, v_in, resistance(F_h + R_h, m), p, h)
     return F_new, R_new, v_new, e
 
 

@@ -436,20 +436,25 @@ def _epoch_bar() -> Progress:
 @app.command()
 @_guarded(resumable=True)
 def train(
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (checkpoint.npz, result.json, figures)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (checkpoint.npz, model.npz, result.json, figure)."),
     task: str = typer.Option("mnist1d", help="mnist1d, digits or working_memory."),
     neuron: str = typer.Option("1m1t1r", help="1m1t1r (the device), lif or alif (baselines)."),
     variant: str = typer.Option("full", help="Ablation variant of the 1m1t1r neuron (see `ionspike ablate --help`)."),
     preset: str = typer.Option(DEFAULTS["preset"], help="Device preset of the 1m1t1r neuron."),
     hidden: int = typer.Option(128, help="Hidden neurons."),
-    epochs: int = typer.Option(15, help="Training epochs."),
+    epochs: int = typer.Option(30, help="Training epochs (the best validation epoch is kept)."),
     batch: int = typer.Option(64, help="Minibatch size."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam, cosine decay); default per neuron model."),
-    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of weights, device draws, batch order and noise."),
+    readout: str = typer.Option("li", help="li (leaky integrator, max over time), li-mean or count (spike count)."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=2**31 - 1, help="Seed of weights, device draws, batch order and noise."),
     n_train: Optional[int] = typer.Option(None, help="Use only the first N training samples."),
     n_test: Optional[int] = typer.Option(None, help="Use only the first N test samples."),
-    bins_per_step: Optional[int] = typer.Option(None, help="Device bins (1 ms on / 1 ms off) per input step (default: the task's)."),
-    substeps: str = typer.Option("16,8", help="Midpoint sub-steps of the 1M1T1R cell per pulse phase, ON,OFF."),
+    val_fraction: float = typer.Option(0.1, help="Share of the training set held out to select the best epoch."),
+    patience: Optional[int] = typer.Option(None, help="Stop after N epochs without a better validation accuracy."),
+    bins_per_step: Optional[int] = typer.Option(None, help="Device bins (pulse periods) per input step (default: the task's)."),
+    substeps: int = typer.Option(4, help="Midpoint sub-steps of the 1M1T1R cell per input pulse."),
+    train_sigma: Optional[float] = typer.Option(None, help="Variability-aware training: device-to-device spread of "
+                                                "ln mu drawn afresh for every batch (1m1t1r)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Train an RSNN by BPTT; checkpoints every epoch and resumes from DIR/checkpoint.npz."""
@@ -458,25 +463,67 @@ def train(
     from ionspike.network import train as T
     from ionspike.report import network as figs
 
-    try:
-        on, off = (int(v) for v in substeps.split(","))
-    except ValueError:
-        raise ParameterError(f"--substeps {substeps!r}: expected two integers ON,OFF, e.g. 16,8") from None
     config = T.TrainConfig(task=task, neuron=neuron, variant=variant, preset=preset, hidden=hidden, epochs=epochs,
                            batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step,
-                           substeps_on=on, substeps_off=off)
-    isp.presets.load(preset)
+                           substeps_on=substeps, readout=readout, val_fraction=val_fraction, patience=patience,
+                           train_sigma_d2d=train_sigma)
+    with _option("--preset"):
+        isp.presets.load(preset)
     with io.OutputFolder(out, "train", force=force, resumable=True) as out_dir, _epoch_bar() as bar:
         label = escape(f"train {task} {neuron} {variant}")
         job = bar.add_task(label, total=epochs)
         result = T.train(config, out_dir, progress=lambda e, n, row: bar.update(
-            job, completed=e, description=f"{label}: test {row['test_accuracy']:.3f}"))
-        summary = {k: result[k] for k in ("config", "neuron", "history", "test_accuracy", "spikes_per_sample",
-                                          "firing_rate_per_bin")}
-        io.write_json(out_dir / "result.json", summary)
+            job, completed=e, description=f"{label}: val {row['val_accuracy'] if row['val_accuracy'] is not None else float('nan'):.3f}"))
+        bar.update(job, completed=epochs)
+        io.write_json(out_dir / "result.json", T.result_summary(result))
         figs.learning_curve(out_dir / "result.json", out_dir / "learning_curve.png")
-    _say(f"test accuracy {result['test_accuracy']:.4f}, {result['spikes_per_sample']:.1f} spikes per sample; "
-         f"wrote {out_dir}/result.json, checkpoint.npz, learning_curve.png")
+    val = result["val_accuracy"]
+    _say(f"test accuracy {result['test_accuracy']:.4f} (epoch {result['best_epoch']}, validation "
+         f"{'n/a' if val is None else f'{val:.4f}'}), {result['spikes_per_sample']:.1f} spikes per sample; "
+         f"wrote {out_dir}/result.json, model.npz, checkpoint.npz, learning_curve.png")
+
+
+@app.command()
+@_guarded()
+def robustness(
+    model: List[Path] = typer.Option(..., "--model", "-m", help="A trained 1m1t1r model folder (`ionspike train --out`); repeatable."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (robustness.json, .csv, .png)."),
+    sigmas: str = typer.Option("0,0.1,0.2,0.3,0.5", help="Test-time device-to-device spreads of ln mu, comma-separated."),
+    chips: int = typer.Option(10, help="Fresh device draws ('chips') per spread."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=2**31 - 1, help="Seed of the device draws and noise."),
+    n_test: Optional[int] = typer.Option(None, help="Use only the first N test samples."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+):
+    """Test accuracy of trained 1M1T1R networks against device variability (fresh chips per spread)."""
+    from ionspike import io
+    from ionspike.network import robustness as Rb
+    from ionspike.report import network as figs
+
+    with _option("--sigmas"):
+        try:
+            values = [float(v) for v in sigmas.split(",") if v.strip()]
+        except ValueError:
+            raise ParameterError(f"--sigmas {sigmas!r}: expected numbers separated by commas, e.g. 0,0.1,0.2") from None
+        values = Rb.check_sigmas(values)
+    if chips < 1:
+        raise ParameterError(f"--chips = {chips} is out of range: allowed integers >= 1")
+    if n_test is not None and n_test < 1:
+        raise ParameterError(f"--n-test = {n_test} is out of range: allowed integers >= 1")
+    with _option("--model"):
+        from ionspike.network.train import load_model
+
+        for m in model:
+            load_model(m)                  # every model readable before any evaluation
+    with io.OutputFolder(out, "robustness", force=force) as out_dir, _bar(TextColumn("{task.completed}/{task.total}"),
+                                                                           TimeElapsedColumn()) as bar:
+        job = bar.add_task("robustness", total=len(model) * len(values) * chips)
+        results = Rb.robustness(model, out_dir, values, chips, seed, n_test,
+                                progress=lambda k, d, n: bar.update(job, completed=k * n + d))
+        figs.robustness(out_dir / "robustness.json", out_dir / "robustness.png")
+    for entry in results["models"]:
+        row = " ".join(f"{r['sigma_d2d_ln_mu']:g}:{r['mean']:.3f}" for r in entry["rows"])
+        _say(f"{entry['model']} (trained at sigma {entry['trained_sigma_d2d']}): {row}")
+    _say(f"wrote {out_dir}/robustness.json, robustness.csv, robustness.png")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Device laws against their known limits (physics.md §6, §7.2)."""
+"""Device laws against their known limits (docs/model.md §3.2-3.8)."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +11,15 @@ from ionspike.errors import ParameterError
 from ionspike.params import EKV, SquareLaw
 
 P = presets.params("paper")
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """The laws are checked in float64 (what the circuit simulator runs them in)."""
+    from ionspike import precision
+
+    with precision.float64():
+        yield
 
 
 def test_resistance_law_endpoints_and_monotonicity():

@@ -1,17 +1,19 @@
 """The ablation study: every variant of the neuron (and the LIF/ALIF baselines) x seeds x tasks,
-trained identically; accuracy, firing rate, energy per inference and a significance test
-against the full neuron.
+trained identically; test accuracy with its 95 % interval, Welch's t-test against the full neuron
+with Holm's correction across variants, firing rate and energy per inference.
 
 Each run trains in its own folder ``out/runs/<task>/<variant>/seed<k>/`` with per-epoch
-checkpoints and writes ``result.json`` when it finishes, so an interrupted study resumes
-where it stopped and a finished run is never trained twice. ``results.json`` (the study) and
-``results.csv`` (one row per task and variant) are written at the end, atomically.
+checkpoints and writes ``result.json`` when it finishes, so an interrupted study resumes where it
+stopped, a finished run is never trained twice, and a study may be completed over several
+invocations of the same command. ``results.json`` (the study) and ``results.csv`` (one row per
+task and variant) are written at the end, atomically, with the study's wall time.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -24,28 +26,31 @@ from ionspike.errors import ParameterError
 from ionspike.io import atomic_write, jsonable, prepare_out_dir, write_json
 from ionspike.network import energy as E
 from ionspike.network import tasks, variants
-from ionspike.network.train import TrainConfig, device_bin, load_task, train
+from ionspike.network.train import TrainConfig, device_bin, load_task, result_summary, train
 
 BASELINES = ("lif", "alif")
 ALL = variants.VARIANTS + BASELINES
-# quick: minutes on 2 CPU cores (a smoke run of the whole study); full: the paper-grade settings
+# quick: minutes on 2 CPU cores (a smoke run of the whole study); full: trained to a validation
+# plateau (best-epoch selection; early stop after `patience` epochs without a better validation score)
 SETTINGS = {
-    "quick": {"hidden": 64, "epochs": 3, "n_train": 1000, "n_test": 500, "substeps_on": 8, "substeps_off": 4},
-    "full": {"hidden": 128, "epochs": 30, "n_train": None, "n_test": None, "substeps_on": 16, "substeps_off": 8},
+    "quick": {"hidden": 64, "epochs": 4, "n_train": 1000, "n_test": 500, "substeps_on": 4, "patience": None},
+    "full": {"hidden": 128, "epochs": 40, "n_train": None, "n_test": None, "substeps_on": 4, "patience": 10},
 }
-CSV_COLUMNS = ("task", "variant", "seeds", "accuracy_mean", "accuracy_std", "delta_vs_full", "p_value_vs_full",
-               "firing_rate_per_bin", "spikes_per_sample", "energy_paper_J", "energy_65nm_J", "energy_3nm_J", "note")
+FULL_TASKS = ("mnist1d", "working_memory")
+CSV_COLUMNS = ("task", "variant", "seeds", "accuracy_mean", "accuracy_ci95_low", "accuracy_ci95_high", "accuracy_std",
+               "delta_vs_full", "p_value_vs_full", "p_holm_vs_full", "firing_rate_per_bin", "spikes_per_sample",
+               "energy_paper_J", "energy_65nm_J", "energy_3nm_J", "best_epoch_mean", "note")
 
 
 def resolve_variants(items) -> list[str]:
-    """``["all"]`` or names from :data:`ALL`; unknown names raise."""
-    items = list(items or ["all"])
+    """``["all"]`` or names from :data:`ALL`; unknown names raise. ``full`` is always included."""
+    items = [str(v).strip() for v in (items or ["all"])]
     if items == ["all"]:
         return list(ALL)
     for v in items:
         if v not in ALL:
             raise ParameterError(f"unknown variant {v!r}; allowed: all, {', '.join(ALL)}")
-    return list(dict.fromkeys(["full"] + items)) if "full" not in items else list(dict.fromkeys(items))
+    return list(dict.fromkeys(["full"] + items))
 
 
 def resolve_tasks(items) -> list[str]:
@@ -77,20 +82,49 @@ def _run_one(config: TrainConfig, folder: Path, task, on_epoch) -> dict:
         if saved.get("config") == jsonable(config.to_dict()):
             for row in saved["history"]:
                 on_epoch(row)
+            for _ in range(config.epochs - len(saved["history"])):   # stopped early: the bar still completes
+                on_epoch(None)
             return saved
     result = train(config, folder, task=task, progress=lambda e, n, row: on_epoch(row))
-    keep = {k: result[k] for k in ("config", "neuron", "history", "test_accuracy", "spikes_per_sample",
-                                   "firing_rate_per_bin")}
+    for _ in range(config.epochs - result["epochs_done"]):
+        on_epoch(None)
+    keep = result_summary(result)
     keep["raster"] = _raster(result) if config.seed == 0 else None
     write_json(done, keep)
     return json.loads(done.read_text())
 
 
+def interval95(values) -> tuple[float, float] | tuple[None, None]:
+    """Two-sided 95 % confidence interval of the mean (Student's t), or (None, None) for one value."""
+    a = np.asarray(values, float)
+    if a.size < 2:
+        return None, None
+    half = stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size)
+    return float(a.mean() - half), float(a.mean() + half)
+
+
+def holm(pvalues: dict) -> dict:
+    """Holm's step-down adjustment of a family of p-values (``None`` entries are left out)."""
+    named = sorted(((p, k) for k, p in pvalues.items() if p is not None), key=lambda t: t[0])
+    m = len(named)
+    out: dict = {k: None for k in pvalues}
+    running = 0.0
+    for i, (p, k) in enumerate(named):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
+    return out
+
+
 def _summary(runs: list[dict], full: list[float] | None, energies: dict, shape: dict) -> dict:
     acc = np.array([r["test_accuracy"] for r in runs], float)
     spikes = float(np.mean([r["spikes_per_sample"] for r in runs]))
+    low, high = interval95(acc)
     out = {"seeds": len(runs), "accuracy": acc.tolist(), "accuracy_mean": float(acc.mean()),
            "accuracy_std": float(acc.std(ddof=1)) if acc.size > 1 else None,
+           "accuracy_ci95": [low, high] if low is not None else None,
+           "val_accuracy_mean": float(np.mean([r["val_accuracy"] for r in runs])) if all(
+               r["val_accuracy"] is not None for r in runs) else None,
+           "best_epoch_mean": float(np.mean([r["best_epoch"] for r in runs])),
            "firing_rate_per_bin": float(np.mean([r["firing_rate_per_bin"] for r in runs])),
            "spikes_per_sample": spikes, "note": runs[0]["neuron"].get("note", ""),
            "energy": E.per_inference(spikes, spike_energy_J=energies["spike_energy_J"],
@@ -101,7 +135,10 @@ def _summary(runs: list[dict], full: list[float] | None, energies: dict, shape: 
         if np.std(acc) > 0 or np.std(full) > 0:
             p = float(stats.ttest_ind(acc, full, equal_var=False).pvalue)
     out["p_value_vs_full"] = p
-    out["curve_mean"] = np.mean([[h["test_accuracy"] for h in r["history"]] for r in runs], axis=0).tolist()
+    width = max(len(r["history"]) for r in runs)
+    curves = [[h["val_accuracy"] for h in r["history"]] + [r["history"][-1]["val_accuracy"]] * (width - len(r["history"]))
+              for r in runs]
+    out["curve_mean"] = None if any(c[0] is None for c in curves) else np.mean(curves, axis=0).tolist()
     return out
 
 
@@ -111,46 +148,54 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
     """Run the study; returns (and writes to ``out``) the results."""
     if mode not in SETTINGS:
         raise ParameterError(f"mode = {mode!r} is unknown: allowed {', '.join(SETTINGS)}")
-    if not (isinstance(seeds, int) and seeds >= 1):
+    if not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
         raise ParameterError(f"seeds = {seeds!r} is out of range: allowed integers >= 1")
     task_list, variant_list = resolve_tasks(task_names), resolve_variants(variant_names)
     settings = {**SETTINGS[mode], **(overrides or {})}
-    root = prepare_out_dir(out)
-    configs = [(t, v, s, run_config(t, v, s, settings, preset)) for t in task_list for v in variant_list
-               for s in range(seeds)]
-    total = sum(c.epochs for *_, c in configs)
-    done = [0]
+    configs = {(t, v, s): run_config(t, v, s, settings, preset) for t in task_list for v in variant_list
+               for s in range(seeds)}                    # validates every run's settings before any training
     energies = {"spike_energy_J": E.spike_energies(), "read_energy_J": E.read_energy(read_energy)}
+    root = prepare_out_dir(out)
+    total = sum(c.epochs for c in configs.values())
+    done = [0]
+    t_start = time.perf_counter()
     results = {"version": __version__, "mode": mode, "settings": settings, "seeds": seeds, "preset": preset,
-               "variants": variant_list, "tasks": {}, **energies,
-               "energy_assumptions": E.__doc__.strip()}
+               "variants": variant_list, "tasks": {}, **energies, "energy_assumptions": E.__doc__.strip(),
+               "statistics": "accuracy: mean over seeds with a two-sided 95 % Student-t interval; p: Welch's t-test "
+                             "against full, Holm-adjusted across the variants of a task (p_holm)"}
     for t in task_list:
-        task = load_task(configs[[c[0] for c in configs].index(t)][3])
+        task = load_task(configs[(t, variant_list[0], 0)])
         per_variant = {}
         for v in variant_list:
             runs = []
             for s in range(seeds):
-                config = run_config(t, v, s, settings, preset)
-
                 def on_epoch(row, label=f"{t} {v} seed {s}"):
                     done[0] += 1
                     if progress:
                         progress(done[0], total, label)
 
-                runs.append(_run_one(config, root / "runs" / t / v / f"seed{s}", task, on_epoch))
+                runs.append(_run_one(configs[(t, v, s)], root / "runs" / t / v / f"seed{s}", task, on_epoch))
             per_variant[v] = runs
-        bins = task.steps * configs[[c[0] for c in configs].index(t)][3].bins_per_step
+        cfg = configs[(t, "full", 0)]
+        bins = task.steps * cfg.bins_per_step
         shape = {"n_in": task.channels, "hidden": settings["hidden"], "n_out": task.n_classes, "bins": bins}
         full_acc = [r["test_accuracy"] for r in per_variant["full"]]
         summary = {v: _summary(runs, None if v == "full" else full_acc, energies, shape)
                    for v, runs in per_variant.items()}
-        period = device_bin(run_config(t, "full", 0, settings, preset)).period
-        results["tasks"][t] = {"description": task.description, "bins_per_sample": bins, "bin_period_s": period,
-                               "variants": summary,
-                               "runs": {v: [{k: r[k] for k in ("test_accuracy", "spikes_per_sample",
-                                                               "firing_rate_per_bin", "history")}
+        adjusted = holm({v: s["p_value_vs_full"] for v, s in summary.items() if v != "full"})
+        for v, s in summary.items():
+            s["p_holm_vs_full"] = adjusted.get(v)
+        results["tasks"][t] = {"description": task.description, "bins_per_step": cfg.bins_per_step,
+                               "bins_per_sample": bins, "bin_period_s": device_bin(cfg).period,
+                               "task_options": dict(cfg.task_options), "variants": summary,
+                               "runs": {v: [{k: r[k] for k in ("test_accuracy", "val_accuracy", "best_epoch",
+                                                               "spikes_per_sample", "firing_rate_per_bin", "history",
+                                                               "seconds")}
                                             for r in runs] for v, runs in per_variant.items()},
                                "raster": per_variant["full"][0].get("raster")}
+    results["wall_time_s"] = time.perf_counter() - t_start
+    results["train_seconds_total"] = float(sum(r["seconds"] for entry in results["tasks"].values()
+                                               for rs in entry["runs"].values() for r in rs))
     write_json(root / "results.json", results)
     _write_csv(root / "results.csv", results)
     return results
@@ -167,8 +212,10 @@ def _write_csv(path: Path, results: dict) -> None:
     for t, entry in results["tasks"].items():
         for v, s in entry["variants"].items():
             e = s["energy"]["per_preset"]
-            row = [t, v, s["seeds"], s["accuracy_mean"], s["accuracy_std"], s["delta_vs_full"], s["p_value_vs_full"],
-                   s["firing_rate_per_bin"], s["spikes_per_sample"], e["paper"]["total_J"], e["65nm"]["total_J"],
-                   e["3nm"]["total_J"], '"' + s["note"].replace('"', "'") + '"']
+            ci = s["accuracy_ci95"] or [None, None]
+            row = [t, v, s["seeds"], s["accuracy_mean"], ci[0], ci[1], s["accuracy_std"], s["delta_vs_full"],
+                   s["p_value_vs_full"], s["p_holm_vs_full"], s["firing_rate_per_bin"], s["spikes_per_sample"],
+                   e["paper"]["total_J"], e["65nm"]["total_J"], e["3nm"]["total_J"], s["best_epoch_mean"],
+                   '"' + s["note"].replace('"', "'") + '"']
             lines.append(",".join(_fmt(x) for x in row))
     atomic_write(path, lambda p: p.write_text("\n".join(lines) + "\n"))

@@ -1,32 +1,35 @@
-"""Neuron models a recurrent network can be built from, behind one interface.
+"""Neuron models a recurrent network can be built from, behind one interface (:class:`Cell`).
 
 A cell turns each hidden neuron's *drive* (its crossbar column's weighted sum plus bias, one
 value per bin) into spikes, one bin at a time:
 
-* ``draws(key, hidden)``: the network instance's fixed random realisation (device-to-device
-  spread of mu); drawn once per network, kept through training and evaluation.
+* ``draws(key, hidden)``: the network instance's random realisation (device-to-device spread of
+  mu); drawn once per network and kept, or redrawn per batch for variability-aware training.
 * ``rest(batch, hidden)``: the state at the start of a sequence.
-* ``step(state, drive, key, draws) -> (state, spikes)``: one bin; ``key`` drives the
-  per-bin noise (None: none).
+* ``step(state, drive, key, draws) -> (state, spikes)``: one bin; ``key`` drives the per-bin
+  noise (None: none).
+* ``describe()``: what the cell is, as JSON-ready data (its name, parameters).
 
-:class:`DeviceCell` is the 1M1T1R neuron (:mod:`ionspike.network.neuron`, the circuit's own
-physics per bin); :class:`LIFCell` and :class:`ALIFCell` are the baselines people train today
-(leaky integrate-and-fire with reset by subtraction; the adaptive-threshold LIF of Bellec et
-al. 2018), stepped on the same bins so that every model sees the same task-time mapping.
+:class:`DeviceCell` is the 1M1T1R neuron (:mod:`ionspike.network.neuron`, the circuit's laws per
+bin); :class:`LIFCell` and :class:`ALIFCell` are the baselines people train today (leaky
+integrate-and-fire with reset by subtraction; the adaptive-threshold LIF of Bellec et al. 2018),
+stepped on the same bins so that every model sees the same task-time mapping. Classes are
+abstract (:class:`Cell`) or final.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ionspike.errors import ParameterError
-from ionspike.network.neuron import SURROGATES, Bin, LayerState, bin_step, rest, spike_fn
+from ionspike.network.neuron import N_NORMALS, Bin, LayerState, bin_step, rest, spike_fn
 from ionspike.params import NeuronParams
 
 
@@ -34,18 +37,40 @@ def float32_params(p: NeuronParams) -> NeuronParams:
     return jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), p)
 
 
+class Cell(abc.ABC):
+    """The interface every neuron model of a network implements (see the module docstring)."""
+
+    name: str = ""
+    bin: Bin
+
+    @abc.abstractmethod
+    def draws(self, key, hidden: int, sigma_d2d: float | None = None) -> dict: ...
+
+    @abc.abstractmethod
+    def rest(self, batch: int, hidden: int) -> Any: ...
+
+    @abc.abstractmethod
+    def step(self, state, drive, key, draws) -> tuple[Any, jnp.ndarray]: ...
+
+    @abc.abstractmethod
+    def describe(self) -> dict: ...
+
+
+class DeviceState(NamedTuple):
+    layer: LayerState      # F, R, V_g
+    mu_cycle: jnp.ndarray  # the current cycle's factor of mu (cycle-to-cycle spread; 1 without)
+
+
 @dataclass(frozen=True)
-class DeviceCell:
+class DeviceCell(Cell):
     """The 1M1T1R neuron. A drive ``d`` becomes a pulse of ``v_min + (v_max - v_min) sigmoid(d)``
     volts (0-1.2 V by default, the paper's input range) for ``bin.width`` seconds of each bin.
 
-    ``stochastic``: chemical-Langevin noise of ``params.noise.n_eff`` and the device-to-device
-    spread ``sigma_d2d_ln_mu`` are on (the default: the device is stochastic).
-    ``surrogate``/``hold_gate``/``onset_width``: how the backward pass treats the spike, the gate
-    feedback and the drift onset (see :func:`ionspike.network.neuron.bin_step`); forward values
-    never depend on them. Defaults: what learned best on sklearn digits (64 hidden, 5 epochs,
-    lr 0.03; test accuracy): ionic surrogate 53 % vs gate surrogate 40 %; held gate feedback
-    53 % vs 50 %; onset surrogate 66 % vs 62 % (one seed each).
+    ``stochastic``: the chemical-Langevin noise of ``params.noise.n_eff`` and the spreads of mu
+    (``sigma_d2d_ln_mu`` per device, ``sigma_c2c_ln_mu`` redrawn at every turn-on) are on (the
+    default: the device is stochastic). The gradient policy is the layer's
+    (:func:`ionspike.network.neuron.bin_step`): gate and gap feedback held, a logistic drift-onset
+    derivative of ``bin.onset_width``, a fast-sigmoid spike derivative of the ionic state.
     """
 
     params: NeuronParams = field(compare=False)   # travels in the instance pytree, so variants share compiled code
@@ -53,37 +78,58 @@ class DeviceCell:
     v_min: float = 0.0
     v_max: float = 1.2
     stochastic: bool = True
-    surrogate: str = "ionic"
-    hold_gate: bool = True
-    onset_width: float | None = 0.05
-    kind: str = "1m1t1r"
+    name: str = "1m1t1r"
 
     def __post_init__(self):
-        if not (0 <= self.v_min < self.v_max):
-            raise ParameterError(f"v_min, v_max = {self.v_min}, {self.v_max} V: need 0 <= v_min < v_max")
-        if self.surrogate not in SURROGATES:
-            raise ParameterError(f"surrogate = {self.surrogate!r} is not one of {SURROGATES}")
+        if not (isinstance(self.v_min, (int, float)) and isinstance(self.v_max, (int, float))
+                and 0 <= self.v_min < self.v_max <= 100):
+            raise ParameterError(f"v_min, v_max = {self.v_min!r}, {self.v_max!r} V: need 0 <= v_min < v_max <= 100 V")
         # noise on only where the device has some (a structural choice: part of the compiled code)
         object.__setattr__(self, "stochastic",
                            bool(self.stochastic and math.isfinite(float(np.max(self.params.noise.n_eff)))))
 
-    def draws(self, key, hidden: int) -> dict:
-        """The instance: float32 parameters and each neuron's device-to-device factor of mu."""
-        sigma = float(np.max(self.params.noise.sigma_d2d_ln_mu)) if self.stochastic else 0.0
+    @property
+    def cycle_spread(self) -> bool:
+        return self.stochastic and float(np.max(self.params.noise.sigma_c2c_ln_mu)) > 0
+
+    def draws(self, key, hidden: int, sigma_d2d: float | None = None) -> dict:
+        """The instance: float32 parameters and each neuron's device-to-device factor of mu
+        (``sigma_d2d``: the spread of ln mu, default the preset's when stochastic, else 0)."""
+        sigma = (float(np.max(self.params.noise.sigma_d2d_ln_mu)) if self.stochastic else 0.0) \
+            if sigma_d2d is None else float(sigma_d2d)
         return {"params": float32_params(self.params),
                 "mu_scale": jnp.exp(sigma * jax.random.normal(key, (hidden,), jnp.float32))}
 
-    def rest(self, batch: int, hidden: int) -> LayerState:
-        return rest((batch, hidden), jnp.float32)
+    def rest(self, batch: int, hidden: int) -> DeviceState:
+        return DeviceState(rest((batch, hidden), jnp.float32), jnp.ones((batch, hidden), jnp.float32))
 
     def amplitude(self, drive):
         """Pulse amplitude (V) of a drive."""
         return self.v_min + (self.v_max - self.v_min) * jax.nn.sigmoid(drive)
 
-    def step(self, state: LayerState, drive, key, draws):
-        return bin_step(state, self.amplitude(drive), draws["params"], self.bin, mu_scale=draws["mu_scale"][None, :],
-                        key=key if self.stochastic else None, surrogate=self.surrogate, hold_gate=self.hold_gate,
-                        onset_width=self.onset_width)
+    def step(self, state: DeviceState, drive, key, draws):
+        p = draws["params"]
+        normals = None
+        if self.stochastic and key is not None:
+            normals = jax.random.normal(key, (N_NORMALS + int(self.cycle_spread), *drive.shape), jnp.float32)
+        mu_scale = draws["mu_scale"][None, :] * state.mu_cycle
+        layer, spikes, bridged = jax.checkpoint(_device_bin, static_argnums=(5,))(
+            state.layer, self.amplitude(drive), p, mu_scale, normals, self.bin)
+        mu_cycle = state.mu_cycle
+        if self.cycle_spread and normals is not None:   # a new cycle's factor at every turn-on
+            fresh = jnp.exp(p.noise.sigma_c2c_ln_mu * normals[N_NORMALS])
+            mu_cycle = jnp.where(jax.lax.stop_gradient(bridged), fresh, mu_cycle)
+        return DeviceState(layer, mu_cycle), spikes
+
+    def describe(self) -> dict:
+        return {"name": self.name, "bin": {"width_s": self.bin.width, "period_s": self.bin.period,
+                                           "substeps_on": self.bin.substeps_on},
+                "input_V": [self.v_min, self.v_max], "stochastic": self.stochastic,
+                "params": self.params.to_dict()}
+
+
+def _device_bin(layer, amplitude, p, mu_scale, normals, spec):
+    return bin_step(layer, amplitude, p, spec, mu_scale=mu_scale, normals=normals, with_bridge=True)
 
 
 class LIFState(NamedTuple):
@@ -92,30 +138,27 @@ class LIFState(NamedTuple):
 
 
 @dataclass(frozen=True)
-class LIFCell:
+class _LeakyIntegrateAndFire(Cell):
     """Leaky integrate-and-fire on the same bins: ``v <- e^{-T/tau_mem} v + drive - s``, spike
-    ``s = H(v - 1)`` with the same fast-sigmoid surrogate (reset by subtraction).
-
-    ``tau_mem`` in seconds; ``T`` = ``bin.period``. With ``tau_adapt`` and ``beta_adapt`` > 0
-    it is the ALIF of Bellec et al. (2018): threshold ``1 + beta_adapt a``,
-    ``a <- rho a + (1 - rho) s``, ``rho = e^{-T/tau_adapt}`` (Bellec's normalisation).
-    """
+    ``s = H(v - 1)`` with the same fast-sigmoid surrogate (reset by subtraction), ``T`` =
+    ``bin.period``. With ``beta_adapt`` > 0 the threshold adapts (Bellec et al. 2018):
+    ``1 + beta_adapt a``, ``a <- rho a + (1 - rho) s``, ``rho = e^{-T/tau_adapt}``."""
 
     bin: Bin = field(default_factory=Bin)
     tau_mem: float = 20e-3
     tau_adapt: float = 200e-3
     beta_adapt: float = 0.0
     surrogate_width: float = 0.5
-    kind: str = "lif"
 
     def __post_init__(self):
         for name in ("tau_mem", "tau_adapt", "surrogate_width"):
-            if not getattr(self, name) > 0:
-                raise ParameterError(f"{name} = {getattr(self, name)} is out of range: allowed (0, inf)")
-        if not self.beta_adapt >= 0:
-            raise ParameterError(f"beta_adapt = {self.beta_adapt} is out of range: allowed [0, inf)")
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise ParameterError(f"{name} = {v!r} is out of range: allowed (0, inf)")
+        if not (isinstance(self.beta_adapt, (int, float)) and self.beta_adapt >= 0):
+            raise ParameterError(f"beta_adapt = {self.beta_adapt!r} is out of range: allowed [0, inf)")
 
-    def draws(self, key, hidden: int) -> dict:
+    def draws(self, key, hidden: int, sigma_d2d: float | None = None) -> dict:
         return {}
 
     def rest(self, batch: int, hidden: int) -> LIFState:
@@ -131,8 +174,26 @@ class LIFCell:
         v = v - jax.lax.stop_gradient(threshold) * s
         return LIFState(v, rho * state.a + (1.0 - rho) * s if self.beta_adapt > 0 else state.a), s
 
+    def describe(self) -> dict:
+        return {"name": self.name, "tau_mem_s": self.tau_mem, "tau_adapt_s": self.tau_adapt,
+                "beta_adapt": self.beta_adapt, "bin_period_s": self.bin.period}
 
-def ALIFCell(bin: Bin = Bin(), tau_mem: float = 20e-3, tau_adapt: float = 200e-3, beta_adapt: float = 1.8,
-             surrogate_width: float = 0.5) -> LIFCell:
-    """The adaptive LIF baseline (Bellec et al. 2018, beta = 1.8, tau_adapt = 200 ms of bins)."""
-    return LIFCell(bin, tau_mem, tau_adapt, beta_adapt, surrogate_width, kind="alif")
+
+@dataclass(frozen=True)
+class LIFCell(_LeakyIntegrateAndFire):
+    """The LIF baseline (no threshold adaptation)."""
+
+    name: str = "lif"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.beta_adapt != 0:
+            raise ParameterError(f"beta_adapt = {self.beta_adapt!r}: a LIF cell has none (use ALIFCell)")
+
+
+@dataclass(frozen=True)
+class ALIFCell(_LeakyIntegrateAndFire):
+    """The adaptive LIF baseline (Bellec et al. 2018: beta = 1.8, tau_adapt = 200 ms)."""
+
+    beta_adapt: float = 1.8
+    name: str = "alif"

@@ -1,18 +1,22 @@
-"""A recurrent spiking network whose hidden neurons are any :mod:`ionspike.network.cells` cell.
+"""A recurrent spiking network whose hidden neurons are any :class:`ionspike.network.cells.Cell`.
 
-Per input step, each hidden neuron receives ``bins_per_step`` bins of drive: its crossbar
-column's weighted sum of the inputs and of the previous bin's hidden spikes, plus a bias
-(the 1M1T1R cell maps that drive into a 0-1.2 V pulse). Readout: the spike count of each
-hidden neuron over the sequence, through a linear layer to class logits; cross-entropy loss;
-BPTT through the surrogate spikes.
+Per input step each hidden neuron receives ``bins_per_step`` bins of drive: its crossbar column's
+weighted sum of the inputs and of the previous bin's hidden spikes, plus a bias (the 1M1T1R cell
+maps that drive into a 0-1.2 V pulse). Readouts (``readout``):
 
-Task time to device time: one input step = ``bins_per_step`` bins of ``cell.bin.period``
-seconds (default 2 bins of 1 ms on / 1 ms off: a 40-step MNIST-1D sequence is 160 ms of device
-time, about two first-spike latencies of the paper device at 0.8 V).
+* ``"li"``: non-spiking leaky-integrator output neurons, ``u <- e^{-T/tau_out} u + W_out s``, per
+  bin of period ``T``; the logits are ``max_t u_t + b_out`` (Cramer et al. 2020, Zenke & Vogels
+  2021: the standard readout of recurrent SNNs on temporal tasks, and the one that suits a
+  sparse, slow neuron: a class is read when its evidence peaks);
+* ``"li-mean"``: the same with ``mean_t u_t``;
+* ``"count"``: the spike count of each hidden neuron over the sequence through a linear layer.
+
+Cross-entropy loss; BPTT through the cells' surrogate gradients.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -21,23 +25,37 @@ import jax.numpy as jnp
 import optax
 
 from ionspike.errors import ParameterError
+from ionspike.network.cells import Cell
+
+READOUTS = ("li", "li-mean", "count")
 
 
 @dataclass(frozen=True)
 class RSNN:
-    """Network shape and its neuron model (a cell)."""
+    """Network shape, its neuron model (a :class:`Cell`) and its readout; ``tau_out`` (s) is the
+    leaky-integrator readout's time constant."""
 
     n_in: int
-    cell: object
+    cell: Cell
     hidden: int = 128
     n_out: int = 10
     bins_per_step: int = 2
+    readout: str = "li"
+    tau_out: float = 20e-3
+    rate_limit: float = 0.1
+    rate_weight: float = 0.0
 
     def __post_init__(self):
         for name in ("n_in", "hidden", "n_out", "bins_per_step"):
             v = getattr(self, name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ParameterError(f"{name} = {v!r} is out of range: allowed integers >= 1")
+        if not isinstance(self.cell, Cell):
+            raise ParameterError(f"cell = {self.cell!r}: expected an ionspike.network.cells.Cell")
+        if self.readout not in READOUTS:
+            raise ParameterError(f"readout = {self.readout!r} is unknown: allowed {', '.join(READOUTS)}")
+        if not (isinstance(self.tau_out, (int, float)) and self.tau_out > 0):
+            raise ParameterError(f"tau_out = {self.tau_out!r} s is out of range: allowed (0, inf) s")
 
     def init(self, key) -> dict:
         """Trainable weights (float32): input and recurrent crossbars, bias, readout."""
@@ -48,37 +66,57 @@ class RSNN:
                 "w_out": jax.random.normal(k3, (self.hidden, self.n_out), jnp.float32) / jnp.sqrt(self.hidden),
                 "b_out": jnp.zeros(self.n_out, jnp.float32)}
 
-    def draws(self, key):
-        """The network instance's fixed device realisation (not trained)."""
-        return self.cell.draws(key, self.hidden)
+    def draws(self, key, sigma_d2d: float | None = None):
+        """The network instance's device realisation (not trained); ``sigma_d2d`` overrides the
+        spread of ln mu (variability-aware training and robustness tests)."""
+        return self.cell.draws(key, self.hidden, sigma_d2d)
 
     def forward(self, weights: dict, draws, x, key=None):
         """``x``: (batch, steps, n_in); ``key``: noise of this pass (None: noise-free).
         Returns (logits (batch, n_out), spikes (steps * bins, batch, hidden))."""
-        batch, steps = x.shape[0], x.shape[1]
+        batch = x.shape[0]
+        steps = x.shape[1]
         keys = None if key is None else jax.random.split(key, steps)
+        kappa = math.exp(-self.cell.bin.period / self.tau_out)
 
         def step(carry, inputs):
             x_t, k = inputs
             drive_in = x_t @ weights["w_in"] + weights["b"][None, :]
 
             def one_bin(c, i):
-                state, s_prev, count = c
+                state, s_prev, u, best, total = c
                 kb = None if k is None else jax.random.fold_in(k, i)
                 state, spk = self.cell.step(state, drive_in + s_prev @ weights["w_rec"], kb, draws)
-                return (state, spk, count + spk), spk
+                if self.readout == "count":
+                    return (state, spk, u, best, total + spk), spk
+                u = kappa * u + spk @ weights["w_out"]
+                return (state, spk, u, jnp.maximum(best, u), total + u), spk
 
             return jax.lax.scan(one_bin, carry, jnp.arange(self.bins_per_step))
 
-        zeros = jnp.zeros((batch, self.hidden), jnp.float32)
-        (_, _, count), spikes = jax.lax.scan(step, (self.cell.rest(batch, self.hidden), zeros, zeros),
-                                             (jnp.swapaxes(jnp.asarray(x, jnp.float32), 0, 1), keys))
-        logits = count @ weights["w_out"] + weights["b_out"][None, :]
-        return logits, spikes.reshape(-1, batch, self.hidden)
+        zeros_h = jnp.zeros((batch, self.hidden), jnp.float32)
+        zeros_o = jnp.zeros((batch, self.n_out), jnp.float32)
+        init = (self.cell.rest(batch, self.hidden), zeros_h, zeros_o, jnp.full_like(zeros_o, -jnp.inf),
+                zeros_h if self.readout == "count" else zeros_o)
+        (_, _, _, best, total), spikes = jax.lax.scan(step, init, (jnp.swapaxes(jnp.asarray(x, jnp.float32), 0, 1),
+                                                                   keys))
+        if self.readout == "count":
+            logits = total @ weights["w_out"]
+        elif self.readout == "li":
+            logits = best
+        else:
+            logits = total / (steps * self.bins_per_step)
+        return logits + weights["b_out"][None, :], spikes.reshape(-1, batch, self.hidden)
 
     def loss(self, weights: dict, draws, x, y, key=None):
+        """Cross-entropy plus, with ``rate_weight`` > 0, an upper-rate penalty (Zenke & Vogels 2021):
+        ``rate_weight * mean_n relu(r_n - rate_limit)^2``, ``r_n`` a hidden neuron's spikes per bin
+        over the batch (keeps the network out of the runaway, saturated regime)."""
         logits, spikes = self.forward(weights, draws, x, key)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        if self.rate_weight > 0:
+            rate = jnp.mean(spikes, axis=(0, 1))
+            ce = ce + self.rate_weight * jnp.mean(jax.nn.relu(rate - self.rate_limit) ** 2)
         return ce, (logits, spikes)
 
 

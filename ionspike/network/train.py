@@ -1,12 +1,21 @@
-"""Training an RSNN on a task: configuration, minibatch BPTT with optax, per-epoch checkpoints
-that resume to identical weights, evaluation.
+"""Training an RSNN on a task: configuration, minibatch BPTT with optax, a validation split with
+best-epoch selection (and optional early stopping), per-epoch checkpoints that resume to identical
+weights, and one evaluation on the test set at the end.
 
-Everything random is derived from ``TrainConfig.seed``: the weights (``fold_in(seed, 0)``),
-the network's device realisation (``fold_in(seed, 1)``), the minibatch order of epoch ``e``
-(NumPy ``default_rng([seed, e])``) and the noise of training step ``i`` of epoch ``e``
-(``fold_in(fold_in(seed, 2), e * 100000 + i)``); evaluation noise is ``fold_in(seed, 3)``.
-So a run resumed from the checkpoint of epoch ``e`` repeats exactly what the uninterrupted
-run does after epoch ``e``.
+Everything random is derived from ``TrainConfig.seed``: the weights (``fold_in(seed, 0)``), the
+network's device realisation (``fold_in(seed, 1)``), the minibatch order of epoch ``e`` (NumPy
+``default_rng([seed, e])``), the noise of training step ``i`` of epoch ``e``
+(``fold_in(fold_in(seed, 2), e * 100000 + i)``), the evaluation noise (``fold_in(seed, 3)``) and,
+for variability-aware training, the device draw of each training step (``fold_in(fold_in(seed, 4),
+e * 100000 + i)``). The validation split is a fixed, seed-independent part of the training set, so
+every model of a study is selected on the same samples. A run resumed from the checkpoint of epoch
+``e`` repeats exactly what the uninterrupted run does after epoch ``e``.
+
+**Task time to device time** (:data:`TASK_TIMING`): one input step of a task is ``bins_per_step``
+device bins (one pulse period each, 1 ms on / 1 ms off for the paper device). The choice is per
+task and stated, so that no neuron model is starved of time: the paper device needs tens of
+milliseconds of drive to fire (first spike after ~90 ms at 0.8 V, ~12 ms at 1.2 V), so a cue must
+last tens of bins.
 """
 
 from __future__ import annotations
@@ -28,41 +37,74 @@ from ionspike.errors import CheckpointError, ParameterError
 from ionspike.io import atomic_write, prepare_out_dir
 from ionspike.network import cells, tasks, variants
 from ionspike.network.neuron import Bin
-from ionspike.network.rsnn import RSNN, evaluate_batch, optimizer, train_step
+from ionspike.network.rsnn import READOUTS, RSNN, evaluate_batch, optimizer, train_step
 
 NEURONS = ("1m1t1r", "lif", "alif")
 CHECKPOINT = "checkpoint.npz"
+MODEL = "model.npz"
 EVAL_CHUNK = 250
-# bins (of 1 ms on / 1 ms off) per input step: enough device time per sequence for the paper
-# device (first spike ~45 bins at 0.8 V) to integrate and fire -- MNIST-1D 40 steps -> 80 bins
-# (160 ms), digits 8 rows -> 64 bins (128 ms), working memory 110 steps -> 220 bins (440 ms)
-# peak learning rate per neuron model: each model's best of {3e-3, 1e-2, 3e-2} on MNIST-1D
-# (128 hidden, 15 epochs; test accuracy LIF 62.8 / 31.4 / 12.3 %, ALIF 63.3 / 54.2 / -, 1M1T1R
-# best at 3e-2); everything else in the recipe is identical
-DEFAULT_LR = {"1m1t1r": 3e-2, "lif": 3e-3, "alif": 3e-3}
-TASK_BINS_PER_STEP = {"mnist1d": 2, "digits": 8, "working_memory": 2}
+VAL_SPLIT_SEED = 20261202   # the fixed validation split (independent of the model's seed)
+# per neuron model, its best (peak learning rate, upper-rate penalty weight) of the grid
+# {1e-3, 3e-3, 1e-2} x {0, 10} on MNIST-1D (128 hidden, li readout, 30 epochs, seed 0, validation
+# accuracy; see README "Networks"); everything else in the recipe is identical
+DEFAULT_LR = {"1m1t1r": 1e-2, "lif": 1e-3, "alif": 1e-3}
+DEFAULT_RATE_WEIGHT = {"1m1t1r": 10.0, "lif": 0.0, "alif": 0.0}
+RATE_LIMIT = 0.05   # spikes per neuron and bin above which the upper-rate penalty acts
+
+
+@dataclass(frozen=True)
+class TaskTiming:
+    """How a task's steps map onto device bins, and the task options that go with it."""
+
+    bins_per_step: int
+    options: tuple = ()
+    why: str = ""
+
+
+TASK_TIMING = {
+    "mnist1d": TaskTiming(2, (), "40 steps x 2 bins = 160 ms of device time per sequence"),
+    "digits": TaskTiming(8, (), "8 rows x 8 bins = 128 ms per sequence (16 ms per row)"),
+    "working_memory": TaskTiming(
+        8, (("cue_steps", 5), ("delay_steps", 25), ("recall_steps", 5)),
+        "cue 5 steps x 8 bins = 80 ms (the device fires within the cue at 1.2 V), delay 25 x 8 bins = 400 ms "
+        "(twice the residue's 200 ms), recall 80 ms"),
+}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What to train and how. ``n_train``/``n_test``: use only the first samples (None: all).
-    ``substeps_on``/``substeps_off``: the 1M1T1R cell's midpoint sub-steps per bin phase."""
+    """What to train and how.
+
+    ``n_train``/``n_test``: use only the first samples (None: all); ``val_fraction``: the share of
+    the training set held out for model selection; ``patience``: stop after that many epochs
+    without a better validation accuracy (None: train all ``epochs``; the best epoch is used either
+    way); ``readout``: ``"li"``, ``"li-mean"`` or ``"count"`` (:mod:`ionspike.network.rsnn`);
+    ``substeps_on``: the 1M1T1R cell's midpoint sub-steps per pulse; ``rate_weight``: the weight of
+    the upper-rate penalty (spikes per bin above ``RATE_LIMIT``, :meth:`RSNN.loss`); ``train_sigma_d2d``: the
+    device-to-device spread of ln mu drawn afresh for every training batch (variability-aware
+    training; None: the network keeps one device draw, the preset's spread).
+    """
 
     task: str = "mnist1d"
     neuron: str = "1m1t1r"
     variant: str = "full"
     preset: str = "paper"
     hidden: int = 128
-    epochs: int = 15
+    epochs: int = 30
     batch: int = 64
     lr: float | None = None             # None: DEFAULT_LR of the neuron
     seed: int = 0
-    bins_per_step: int | None = None   # None: the task's default (TASK_BINS_PER_STEP)
+    bins_per_step: int | None = None    # None: the task's (TASK_TIMING)
     n_train: int | None = None
     n_test: int | None = None
-    substeps_on: int = 16
-    substeps_off: int = 8
-    task_options: tuple = ()     # (name, value) pairs passed to the task generator
+    substeps_on: int = 4
+    substeps_off: int = 4
+    readout: str = "li"
+    val_fraction: float = 0.1
+    patience: int | None = None
+    train_sigma_d2d: float | None = None
+    rate_weight: float | None = None    # None: DEFAULT_RATE_WEIGHT of the neuron
+    task_options: tuple | None = None   # (name, value) pairs for the task generator (None: the task's)
 
     def __post_init__(self):
         tasks.check(self.task)
@@ -71,49 +113,61 @@ class TrainConfig:
         variants.check(self.variant)
         if self.variant != "full" and self.neuron != "1m1t1r":
             raise ParameterError(f"variant = {self.variant!r} applies to the 1m1t1r neuron only (neuron = {self.neuron!r})")
-        if self.lr is None and self.neuron in DEFAULT_LR:
+        if self.readout not in READOUTS:
+            raise ParameterError(f"readout = {self.readout!r} is unknown: allowed {', '.join(READOUTS)}")
+        timing = TASK_TIMING[tasks.check(self.task)]
+        if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.neuron])
+        if self.rate_weight is None:
+            object.__setattr__(self, "rate_weight", DEFAULT_RATE_WEIGHT[self.neuron])
+        if not (isinstance(self.rate_weight, (int, float)) and not isinstance(self.rate_weight, bool)
+                and 0 <= self.rate_weight < 1e6):
+            raise ParameterError(f"rate_weight = {self.rate_weight!r} is out of range: allowed [0, 1e6)")
         if self.bins_per_step is None:
-            object.__setattr__(self, "bins_per_step", TASK_BINS_PER_STEP[tasks.check(self.task)])
-        for name in ("hidden", "epochs", "batch", "bins_per_step", "substeps_on", "substeps_off"):
+            object.__setattr__(self, "bins_per_step", timing.bins_per_step)
+        if self.task_options is None:
+            object.__setattr__(self, "task_options", timing.options)
+        for name in ("hidden", "epochs", "batch", "substeps_on", "substeps_off"):
             v = getattr(self, name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ParameterError(f"{name} = {v!r} is out of range: allowed integers >= 1")
-        for name in ("n_train", "n_test"):
+        if not (isinstance(self.bins_per_step, int) and not isinstance(self.bins_per_step, bool)
+                and self.bins_per_step >= 1):
+            raise ParameterError(f"bins_per_step = {self.bins_per_step!r} is out of range: a task step lasts a whole "
+                                 "number of device bins, allowed integers >= 1 (a step shorter than one bin cannot "
+                                 "deliver a pulse)")
+        for name in ("n_train", "n_test", "patience"):
             v = getattr(self, name)
-            if v is not None and not (isinstance(v, int) and v >= 1):
+            if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ParameterError(f"{name} = {v!r} is out of range: allowed integers >= 1 or None")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
+        if not (isinstance(self.lr, (int, float)) and not isinstance(self.lr, bool) and 0 < self.lr < 10):
             raise ParameterError(f"lr = {self.lr!r} is out of range: allowed (0, 10)")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ParameterError(f"seed = {self.seed!r} is out of range: allowed integers >= 0")
+        if not (isinstance(self.val_fraction, (int, float)) and 0.0 <= self.val_fraction < 0.5):
+            raise ParameterError(f"val_fraction = {self.val_fraction!r} is out of range: allowed [0, 0.5)")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**31:
+            raise ParameterError(f"seed = {self.seed!r} is out of range: allowed integers 0..2^31-1")
+        s = self.train_sigma_d2d
+        if s is not None and not (isinstance(s, (int, float)) and not isinstance(s, bool) and 0.0 <= s <= 5.0):
+            raise ParameterError(f"train_sigma_d2d = {s!r} is out of range: allowed [0, 5] (spread of ln mu) or None")
+        if s is not None and self.neuron != "1m1t1r":
+            raise ParameterError(f"train_sigma_d2d applies to the 1m1t1r neuron only (neuron = {self.neuron!r})")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["task_options"] = [list(kv) for kv in self.task_options]
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in data.items() if k in known}
+        if d.get("task_options") is not None:
+            d["task_options"] = tuple(tuple(kv) for kv in d["task_options"])
+        return cls(**d)
+
 
 def load_task(config: TrainConfig) -> tasks.Task:
     return tasks.load(config.task, **dict(config.task_options))
-
-
-def build(config: TrainConfig, task: tasks.Task) -> tuple[RSNN, dict]:
-    """The network of ``config`` and a description of its neuron (variant note, parameters)."""
-    spec = Bin(substeps_on=config.substeps_on, substeps_off=config.substeps_off)
-    info = {"neuron": config.neuron, "variant": config.variant}
-    if config.neuron == "1m1t1r":
-        spec = device_bin(config)
-        v = variants.make(config.variant, presets.params(config.preset), spec)
-        cell = cells.DeviceCell(v.params, spec, stochastic=v.stochastic)
-        info.update(note=v.note, mu_factor=v.mu_factor, preset=config.preset)
-    elif config.neuron == "lif":
-        cell = cells.LIFCell(spec)
-    else:
-        cell = cells.ALIFCell(spec)
-    net = RSNN(n_in=task.channels, cell=cell, hidden=config.hidden, n_out=task.n_classes,
-               bins_per_step=config.bins_per_step)
-    return net, info
 
 
 def device_bin(config: TrainConfig) -> Bin:
@@ -128,8 +182,29 @@ def device_bin(config: TrainConfig) -> Bin:
                substeps_off=config.substeps_off)
 
 
-def _subset(x, y, n):
-    return (x, y) if n is None else (x[:n], y[:n])
+def build(config: TrainConfig, task: tasks.Task) -> tuple[RSNN, dict]:
+    """The network of ``config`` and a description of its neuron (cell, variant note, parameters)."""
+    info = {"neuron": config.neuron, "variant": config.variant}
+    if config.neuron == "1m1t1r":
+        spec = device_bin(config)
+        v = variants.make(config.variant, presets.params(config.preset), spec)
+        cell: cells.Cell = cells.DeviceCell(v.params, spec, stochastic=v.stochastic)
+        info.update(note=v.note, mu_factor=v.mu_factor, preset=config.preset)
+    else:
+        spec = Bin()
+        cell = cells.LIFCell(spec) if config.neuron == "lif" else cells.ALIFCell(spec)
+    info["cell"] = cell.describe()
+    net = RSNN(n_in=task.channels, cell=cell, hidden=config.hidden, n_out=task.n_classes,
+               bins_per_step=config.bins_per_step, readout=config.readout, rate_limit=RATE_LIMIT,
+               rate_weight=float(config.rate_weight))
+    return net, info
+
+
+def params_digest(config: TrainConfig, info: dict) -> str:
+    """A hash of what the run resolves to (configuration and the neuron's resolved parameters):
+    a checkpoint resumes only a run of the same content, whatever paths its preset came from."""
+    blob = json.dumps({"config": config.to_dict(), "cell": info["cell"]}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _digest(arrays: dict) -> str:
@@ -140,12 +215,10 @@ def _digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path: Path, config: TrainConfig, epoch: int, weights, opt_state, history: list) -> None:
-    """Weights, optimiser state, the epoch and the history, in one atomically written .npz."""
-    leaves = jax.tree.leaves((weights, opt_state))
+def _save_npz(path: Path, tree, meta: dict) -> None:
+    leaves = jax.tree.leaves(tree)
     arrays = {f"leaf_{i:04d}": np.asarray(v) for i, v in enumerate(leaves)}
-    meta = {"format": "ionspike-checkpoint-1", "config": config.to_dict(), "epoch": epoch, "history": history,
-            "digest": _digest(arrays)}
+    meta = dict(meta, digest=_digest(arrays))
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
 
     def write(tmp):
@@ -155,38 +228,104 @@ def save_checkpoint(path: Path, config: TrainConfig, epoch: int, weights, opt_st
     atomic_write(path, write)
 
 
-def load_checkpoint(path: Path, config: TrainConfig, template) -> tuple[int, object, list]:
-    """``(epoch, (weights, opt_state), history)`` from ``path``; raises :class:`CheckpointError`
-    if it is unreadable, altered, or was written by a different configuration."""
+def _load_npz(path: Path, what: str) -> tuple[dict, dict]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
     except Exception as exc:  # noqa: BLE001 -- any failure to parse is a corrupt file
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or not an ionspike checkpoint: {exc}") from None
-    if meta.get("format") != "ionspike-checkpoint-1":
-        raise CheckpointError(f"checkpoint {str(path)!r} has format {meta.get('format')!r}: expected 'ionspike-checkpoint-1'")
+        raise CheckpointError(f"{what} {str(path)!r} is corrupt or not an ionspike {what}: {exc}") from None
     if _digest(arrays) != meta.get("digest"):
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: its arrays do not match their recorded digest")
+        raise CheckpointError(f"{what} {str(path)!r} is corrupt: its arrays do not match their recorded digest")
+    return arrays, meta
+
+
+def _unflatten(arrays: dict, template, path: Path, what: str):
+    leaves, treedef = jax.tree.flatten(template)
+    if len(arrays) != len(leaves):
+        raise CheckpointError(f"{what} {str(path)!r} holds {len(arrays)} arrays, the network needs {len(leaves)}")
+    loaded = []
+    for i, ref in enumerate(leaves):
+        a = arrays[f"leaf_{i:04d}"]
+        if a.shape != np.shape(ref):
+            raise CheckpointError(f"{what} {str(path)!r}: array {i} has shape {a.shape}, expected {np.shape(ref)}")
+        loaded.append(jnp.asarray(a, dtype=jnp.asarray(ref).dtype))
+    return jax.tree.unflatten(treedef, loaded)
+
+
+def save_checkpoint(path: Path, config: TrainConfig, digest: str, epoch: int, state, history: list,
+                    best: dict) -> None:
+    """``state`` = (weights, opt_state, best weights), the epoch, the history and the best epoch, in
+    one atomically written .npz."""
+    _save_npz(path, state, {"format": "ionspike-checkpoint-2", "config": config.to_dict(), "params_digest": digest,
+                            "epoch": epoch, "history": history, "best": best})
+
+
+def load_checkpoint(path: Path, config: TrainConfig, digest: str, template) -> tuple[int, object, list, dict]:
+    """``(epoch, state, history, best)`` from ``path``; raises :class:`CheckpointError` if it is
+    unreadable, altered, or belongs to a run of other settings or other resolved parameters."""
+    arrays, meta = _load_npz(path, "checkpoint")
+    if meta.get("format") != "ionspike-checkpoint-2":
+        raise CheckpointError(f"checkpoint {str(path)!r} has format {meta.get('format')!r}: expected "
+                              "'ionspike-checkpoint-2' (written by another ionspike version: use another --out)")
     saved = meta["config"]
     for k, v in config.to_dict().items():
         if saved.get(k) != v:
             raise CheckpointError(f"checkpoint {str(path)!r} was written with {k} = {saved.get(k)!r}, "
                                   f"this run has {k} = {v!r}: use another --out or the same settings")
-    leaves, treedef = jax.tree.flatten(template)
-    if len(arrays) != len(leaves):
-        raise CheckpointError(f"checkpoint {str(path)!r} holds {len(arrays)} arrays, the network needs {len(leaves)}")
-    loaded = []
-    for i, ref in enumerate(leaves):
-        a = arrays[f"leaf_{i:04d}"]
-        if a.shape != np.shape(ref):
-            raise CheckpointError(f"checkpoint {str(path)!r}: array {i} has shape {a.shape}, expected {np.shape(ref)}")
-        loaded.append(jnp.asarray(a, dtype=jnp.asarray(ref).dtype))
-    return int(meta["epoch"]), jax.tree.unflatten(treedef, loaded), list(meta["history"])
+    if meta.get("params_digest") != digest:
+        raise CheckpointError(f"checkpoint {str(path)!r} was written for other neuron parameters (the preset "
+                              f"{config.preset!r} resolves to different values now): use another --out or restore "
+                              "the preset")
+    return int(meta["epoch"]), _unflatten(arrays, template, path, "checkpoint"), list(meta["history"]), meta["best"]
+
+
+def save_model(path: Path, config: TrainConfig, digest: str, weights) -> None:
+    """The selected (best-validation) weights with the configuration that rebuilds the network."""
+    _save_npz(path, weights, {"format": "ionspike-model-1", "config": config.to_dict(), "params_digest": digest})
+
+
+def load_model(folder: str | Path):
+    """``(config, net, weights, task)`` of a trained model folder (``ionspike train --out DIR``)."""
+    folder = Path(folder)
+    path = folder / MODEL
+    if not folder.is_dir():
+        raise ParameterError(f"--model {str(folder)!r} is not a folder: allowed the --out folder of `ionspike train`")
+    if not path.is_file():
+        raise ParameterError(f"--model {str(folder)!r} holds no {MODEL}: it is not a trained model (train one with "
+                             "`ionspike train --out DIR`; an interrupted run has none until it finishes)")
+    arrays, meta = _load_npz(path, "model")
+    if meta.get("format") != "ionspike-model-1":
+        raise CheckpointError(f"model {str(path)!r} has format {meta.get('format')!r}: expected 'ionspike-model-1'")
+    config = TrainConfig.from_dict(meta["config"])
+    task = load_task(config)
+    net, info = build(config, task)
+    if params_digest(config, info) != meta.get("params_digest"):
+        raise CheckpointError(f"model {str(path)!r} was trained with other neuron parameters than preset "
+                              f"{config.preset!r} gives now")
+    weights = _unflatten(arrays, net.init(jax.random.key(0)), path, "model")
+    return config, net, weights, task
+
+
+def split(config: TrainConfig, task: tasks.Task):
+    """``(x_train, y_train), (x_val, y_val), (x_test, y_test)``: the validation part is a fixed share
+    of the training set (a seed-independent permutation), then ``n_train``/``n_test`` cap the sizes."""
+    order = np.random.default_rng(VAL_SPLIT_SEED).permutation(len(task.y_train))
+    n_val = int(round(config.val_fraction * len(order)))
+    val, tr = order[:n_val], np.sort(order[n_val:])
+    x_tr, y_tr = task.x_train[tr], task.y_train[tr]
+    if config.n_train is not None:
+        x_tr, y_tr = x_tr[:config.n_train], y_tr[:config.n_train]
+    x_te, y_te = task.x_test, task.y_test
+    if config.n_test is not None:
+        x_te, y_te = x_te[:config.n_test], y_te[:config.n_test]
+    return (x_tr, y_tr), (task.x_train[val], task.y_train[val]), (x_te, y_te)
 
 
 def evaluate(net: RSNN, weights, instance, x, y, key) -> dict:
-    """Test accuracy and spikes per sample (hidden layer), in chunks."""
+    """Accuracy and spikes per sample (hidden layer), in chunks."""
+    if len(y) == 0:
+        return {"accuracy": None, "spikes_per_sample": None, "firing_rate_per_bin": None}
     correct, spikes = 0, []
     for j in range(0, len(y), EVAL_CHUNK):
         c, s = evaluate_batch(weights, instance, x[j:j + EVAL_CHUNK], y[j:j + EVAL_CHUNK], jax.random.fold_in(key, j),
@@ -196,59 +335,85 @@ def evaluate(net: RSNN, weights, instance, x, y, key) -> dict:
     spikes = np.concatenate(spikes)
     bins = x.shape[1] * net.bins_per_step
     return {"accuracy": correct / len(y), "spikes_per_sample": float(spikes.mean()),
-            "firing_rate_per_bin": float(spikes.mean() / (bins * net.hidden)), "spikes_per_sample_all": spikes}
+            "firing_rate_per_bin": float(spikes.mean() / (bins * net.hidden))}
+
+
+SUMMARY_KEYS = ("config", "neuron", "history", "best_epoch", "val_accuracy", "test_accuracy", "spikes_per_sample",
+                "firing_rate_per_bin", "epochs_done", "stopped_early", "seconds")
+
+
+def result_summary(result: dict) -> dict:
+    """The JSON-ready part of a :func:`train` result (what ``result.json`` holds)."""
+    return {k: result[k] for k in SUMMARY_KEYS}
 
 
 def train(config: TrainConfig, out: str | Path | None = None, *, progress: Callable[[int, int, dict], None] | None = None,
           stop_after: int | None = None, task: tasks.Task | None = None) -> dict:
-    """Train ``config``; with ``out``, checkpoint every epoch to ``out/checkpoint.npz`` and resume
-    from it. ``progress(epoch, epochs, row)`` is called after each epoch. ``stop_after``: end after
-    that many epochs in total (an interruption, for tests). Returns the result (history, test
-    metrics, weights, network)."""
+    """Train ``config``; with ``out``, checkpoint every epoch to ``out/checkpoint.npz``, resume from
+    it, and write the selected weights to ``out/model.npz`` at the end. ``progress(epoch, epochs,
+    row)`` is called after each epoch. ``stop_after``: end after that many epochs in total (an
+    interruption, for tests). Returns the result (history, selection, test metrics, and in memory
+    the weights, instance, network and task)."""
     task = task or load_task(config)
-    x_tr, y_tr = _subset(task.x_train, task.y_train, config.n_train)
-    x_te, y_te = _subset(task.x_test, task.y_test, config.n_test)
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split(config, task)
     if config.batch > len(y_tr):
         raise ParameterError(f"batch = {config.batch} is out of range: allowed 1..{len(y_tr)} (training samples)")
     net, info = build(config, task)
+    digest = params_digest(config, info)
     root = jax.random.key(config.seed)
     weights = net.init(jax.random.fold_in(root, 0))
     instance = net.draws(jax.random.fold_in(root, 1))
     steps_per_epoch = len(y_tr) // config.batch
     opt_spec = (float(config.lr), config.epochs * steps_per_epoch)
     opt_state = optimizer(*opt_spec).init(weights)
+    state = (weights, opt_state, weights)
     history: list = []
+    best = {"epoch": 0, "val_accuracy": -1.0}
     start = 0
-    ckpt = None if out is None else prepare_out_dir(out) / CHECKPOINT
+    folder = None if out is None else prepare_out_dir(out)
+    ckpt = None if folder is None else folder / CHECKPOINT
     if ckpt is not None and ckpt.exists():
-        start, (weights, opt_state), history = load_checkpoint(ckpt, config, (weights, opt_state))
-    noise_root = jax.random.fold_in(root, 2)
-    eval_key = jax.random.fold_in(root, 3)
+        start, state, history, best = load_checkpoint(ckpt, config, digest, state)
+    weights, opt_state, best_weights = state
+    noise_root, eval_key, draw_root = (jax.random.fold_in(root, k) for k in (2, 3, 4))
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    stopped = bool(config.patience is not None and history and len(history) - best["epoch"] >= config.patience)
     for epoch in range(start, last):
+        if stopped:
+            break
         t0 = time.perf_counter()
         order = np.random.default_rng([config.seed, epoch]).permutation(len(y_tr))
         losses, accs = [], []
         for i in range(steps_per_epoch):
             idx = order[i * config.batch:(i + 1) * config.batch]
             key = jax.random.fold_in(noise_root, epoch * 100000 + i)
-            weights, opt_state, loss, acc = train_step(weights, opt_state, instance, x_tr[idx], y_tr[idx], key,
+            batch_instance = instance if config.train_sigma_d2d is None else \
+                net.draws(jax.random.fold_in(draw_root, epoch * 100000 + i), sigma_d2d=config.train_sigma_d2d)
+            weights, opt_state, loss, acc = train_step(weights, opt_state, batch_instance, x_tr[idx], y_tr[idx], key,
                                                        net=net, opt_spec=opt_spec)
             losses.append(float(loss))
             accs.append(float(acc))
         if not np.all(np.isfinite(losses)):
             raise FloatingPointError(f"training diverged in epoch {epoch + 1}: non-finite loss")
-        test = evaluate(net, weights, instance, x_te, y_te, eval_key)
+        val = evaluate(net, weights, instance, x_va, y_va, eval_key)
         row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accs)),
-               "test_accuracy": test["accuracy"], "spikes_per_sample": test["spikes_per_sample"],
-               "firing_rate_per_bin": test["firing_rate_per_bin"], "seconds": time.perf_counter() - t0}
+               "val_accuracy": val["accuracy"], "spikes_per_sample": val["spikes_per_sample"],
+               "seconds": time.perf_counter() - t0}
         history.append(row)
+        score = -1.0 if val["accuracy"] is None else val["accuracy"]
+        if score > best["val_accuracy"] or val["accuracy"] is None:
+            best, best_weights = {"epoch": epoch + 1, "val_accuracy": score}, weights
         if ckpt is not None:
-            save_checkpoint(ckpt, config, epoch + 1, weights, opt_state, history)
+            save_checkpoint(ckpt, config, digest, epoch + 1, (weights, opt_state, best_weights), history, best)
         if progress is not None:
             progress(epoch + 1, config.epochs, row)
-    final = history[-1] if history else {}
-    return {"config": config.to_dict(), "neuron": info, "history": history, "epochs_done": len(history),
-            "test_accuracy": final.get("test_accuracy"), "spikes_per_sample": final.get("spikes_per_sample"),
-            "firing_rate_per_bin": final.get("firing_rate_per_bin"), "weights": weights, "instance": instance,
-            "net": net, "task": task}
+        stopped = config.patience is not None and epoch + 1 - best["epoch"] >= config.patience
+    test = evaluate(net, best_weights, instance, x_te, y_te, eval_key)     # the test set, once, at the end
+    if folder is not None and history:
+        save_model(folder / MODEL, config, digest, best_weights)
+    return {"config": config.to_dict(), "neuron": info, "history": history, "best_epoch": best["epoch"],
+            "val_accuracy": None if best["val_accuracy"] < 0 else best["val_accuracy"],
+            "test_accuracy": test["accuracy"], "spikes_per_sample": test["spikes_per_sample"],
+            "firing_rate_per_bin": test["firing_rate_per_bin"], "epochs_done": len(history),
+            "stopped_early": bool(len(history) < config.epochs), "seconds": float(sum(r["seconds"] for r in history)),
+            "weights": best_weights, "instance": instance, "net": net, "task": task}

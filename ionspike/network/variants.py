@@ -1,5 +1,5 @@
 """Ablation variants of the 1M1T1R neuron: each turns one characteristic off or moves it
-(physics.md §5, §7.7), as a change of parameters or of the cell.
+(docs/model.md §8), as a change of parameters or of the cell.
 
 =================  ==========================================================================
 ``full``           the preset as it is (stochastic)
@@ -15,7 +15,7 @@
 
 "mu re-fitted": the variant's mu is scaled so that the single neuron under the reference drive
 (0.8 V pulses, 1 ms / 2 ms, 300 ms of bins, deterministic) fires as often as the full neuron,
-ties broken by the first-spike bin (the baseline firing rate is unchanged, physics.md §7.7).
+ties broken by the first-spike bin (the baseline firing rate is unchanged, docs/model.md §8.1).
 The fit scans a grid of mu factors in one batched run of the network layer itself.
 """
 
@@ -67,16 +67,25 @@ def reference_response(p: NeuronParams, spec: Bin = Bin(), mu_factors=np.ones(1)
 
 
 def refit_mu(p: NeuronParams, target_count: float, target_first: float, spec: Bin = Bin()) -> tuple[float, str]:
-    """The factor of mu whose reference response is closest to the target (count, then first bin)."""
-    count, first = reference_response(p, spec, MU_FACTORS)
-    score = np.lexsort((np.abs(first - target_first), np.abs(count - target_count)))
-    best = int(score[0])
-    # among the factors tied with the best, take the geometric middle (robust to the grid)
-    ties = np.flatnonzero((count == count[best]) & (first == first[best]))
-    i = int(ties[len(ties) // 2])
-    note = (f"mu x {MU_FACTORS[i]:.3g}: {int(count[i])} spikes, first in bin {first[i]:.0f} "
+    """The factor of mu whose reference response is closest to the target (count, then first bin):
+    the best of a coarse geometric grid, refined on a fine grid between its neighbours (a spike
+    count is a step function of mu, so the coarse grid alone may step over the target)."""
+
+    def best_of(factors):
+        count, first = reference_response(p, spec, factors)
+        score = np.lexsort((np.abs(first - target_first), np.abs(count - target_count)))
+        best = int(score[0])
+        # among the factors tied with the best, take the geometric middle (robust to the grid)
+        ties = np.flatnonzero((count == count[best]) & (first == first[best]))
+        i = int(ties[len(ties) // 2])
+        return i, count, first
+
+    i, _, _ = best_of(MU_FACTORS)
+    fine = np.geomspace(MU_FACTORS[max(i - 1, 0)], MU_FACTORS[min(i + 1, len(MU_FACTORS) - 1)], 129)
+    j, count, first = best_of(fine)
+    note = (f"mu x {fine[j]:.4g}: {int(count[j])} spikes, first in bin {first[j]:.0f} "
             f"(full neuron: {target_count:.0f}, bin {target_first:.0f})")
-    return float(MU_FACTORS[i]), note
+    return float(fine[j]), note
 
 
 def make(name: str, base: NeuronParams, spec: Bin = Bin()) -> Variant:
