@@ -41,9 +41,10 @@ MODES = {
                                        "settings": {"hidden": 8, "epochs": 1, "n_train": 64, "n_test": 32}},
              "calibration": {"steps": 2, "restarts": 1, "rounds": 1}},
     "quick": {"trials": None, "ablation": {"tasks": ["mnist1d"], "variants": ["all"], "seeds": 3,
-                                           "settings": {}},   # `ionspike ablate`'s quick settings (5.5 min)
+                                           "settings": {}},   # `ionspike ablate`'s quick settings
               "calibration": {"steps": 10, "restarts": 1, "rounds": 1}},
-    "full": {"trials": 2000, "ablation": {"tasks": ["all"], "variants": ["all"], "seeds": 5, "mode": "full",
+    "full": {"trials": 2000, "ablation": {"tasks": ["mnist1d", "working_memory"], "variants": ["all"], "seeds": 3,
+                                          "mode": "full",
                                           "settings": {}},
              "calibration": {}},
 }
@@ -140,12 +141,14 @@ def _ablation(folder: Path, mode: str, ctx: dict, progress) -> dict:
     results = A.ablate(spec["tasks"], spec["variants"], spec["seeds"], mode=spec.get("mode", "quick"), out=folder,
                        overrides=spec["settings"], progress=lambda d, n, label: progress(d / n))
     figs.plot_ablation(folder / "results.json", folder)
-    table = {t: {v: {k: s[k] for k in ("accuracy_mean", "accuracy_std", "accuracy", "p_value_vs_full", "delta_vs_full",
-                                        "firing_rate_per_bin", "spikes_per_sample", "note")}
+    table = {t: {v: {k: s[k] for k in ("accuracy_mean", "accuracy_std", "accuracy_ci95", "accuracy", "p_value_vs_full",
+                                        "p_holm_vs_full", "delta_vs_full", "best_epoch_mean", "firing_rate_per_bin",
+                                        "spikes_per_sample", "note")}
                  | {"energy_J": {p: e["total_J"] for p, e in s["energy"]["per_preset"].items()},
                     "neuron_energy_J": {p: e["neurons_J"] for p, e in s["energy"]["per_preset"].items()}}
                  for v, s in entry["variants"].items()} for t, entry in results["tasks"].items()}
     return {"settings": results["settings"], "seeds": results["seeds"], "table": table,
+            "statistics": results["statistics"], "wall_time_s": results["wall_time_s"],
             "spike_energy_J": results["spike_energy_J"], "read_energy_J": results["read_energy_J"],
             "figures": ["accuracy_by_variant.png", "learning_curves.png", "raster.png"], "csv": "results.csv"}
 

@@ -34,7 +34,7 @@ ALL = variants.VARIANTS + BASELINES
 # plateau (best-epoch selection; early stop after `patience` epochs without a better validation score)
 SETTINGS = {
     "quick": {"hidden": 64, "epochs": 4, "n_train": 1000, "n_test": 500, "substeps_on": 4, "patience": None},
-    "full": {"hidden": 128, "epochs": 40, "n_train": None, "n_test": None, "substeps_on": 4, "patience": 10},
+    "full": {"hidden": 128, "epochs": 40, "n_train": None, "n_test": None, "substeps_on": 4, "patience": 8},
 }
 FULL_TASKS = ("mnist1d", "working_memory")
 CSV_COLUMNS = ("task", "variant", "seeds", "accuracy_mean", "accuracy_ci95_low", "accuracy_ci95_high", "accuracy_std",

@@ -84,20 +84,25 @@ def _energy_table(chars: dict) -> str:
             f"<p>Paper: ≈{energy(en['paper_65nm_J'])} (65 nm) and ≈{energy(en['paper_3nm_J'])} (3 nm projection).</p>")
 
 
+def _interval(ci) -> str:
+    return "" if not ci or ci[0] is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _ablation(root: Path, stage: dict) -> str:
     parts = [f"<p>Settings: <code>{_e(json.dumps(stage['settings']))}</code>, {stage['seeds']} seeds per variant; "
-             f"synapse read energy {energy(stage['read_energy_J'])}. Welch t-test against the full neuron.</p>"]
+             f"synapse read energy {energy(stage['read_energy_J'])}. {_e(stage.get('statistics', ''))}.</p>"]
     for task, table in stage["table"].items():
         presets = list(dict.fromkeys(p for s in table.values() for p in s["energy_J"]))   # as the study saved them
         rows = "".join(
-            f"<tr><td class=l>{_e(v)}</td><td>{s['accuracy_mean']:.3f} ± {(s['accuracy_std'] or 0):.3f}</td>"
-            f"<td>{_num(s['delta_vs_full'])}</td><td>{_num(s['p_value_vs_full'])}</td><td>{s['firing_rate_per_bin']:.4f}</td>"
+            f"<tr><td class=l>{_e(v)}</td><td>{s['accuracy_mean']:.3f}{_interval(s.get('accuracy_ci95'))}</td>"
+            f"<td>{_num(s['delta_vs_full'])}</td><td>{_num(s['p_value_vs_full'])}</td>"
+            f"<td>{_num(s.get('p_holm_vs_full'))}</td><td>{s['firing_rate_per_bin']:.4f}</td>"
             f"<td>{s['spikes_per_sample']:.1f}</td>"
             + "".join(f"<td>{energy(s['energy_J'].get(p))}</td>" for p in presets)
             + f"<td class=l>{_e(s['note'])}</td></tr>" for v, s in table.items())
         heads = "".join(f"<th>energy/inference, {_e(p)}</th>" for p in presets)
-        parts.append(f"<h3>{_e(task)}</h3><table><tr><th class=l>variant</th><th>test accuracy</th><th>Δ vs full</th>"
-                     f"<th>p</th><th>spikes/bin/neuron</th><th>spikes/sample</th>{heads}<th class=l>note</th></tr>"
+        parts.append(f"<h3>{_e(task)}</h3><table><tr><th class=l>variant</th><th>test accuracy [95 % interval]</th>"
+                     f"<th>Δ vs full</th><th>p (Welch)</th><th>p (Holm)</th><th>spikes/bin/neuron</th><th>spikes/sample</th>{heads}<th class=l>note</th></tr>"
                      f"{rows}</table>")
     for f in stage["figures"]:
         parts.append(_img(root / f, f.replace("_", " ").removesuffix(".png")))
