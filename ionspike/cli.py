@@ -452,7 +452,7 @@ def train(
     val_fraction: float = typer.Option(0.1, help="Share of the training set held out to select the best epoch."),
     patience: Optional[int] = typer.Option(None, help="Stop after N epochs without a better validation accuracy."),
     bins_per_step: Optional[int] = typer.Option(None, help="Device bins (pulse periods) per input step (default: the task's)."),
-    substeps: int = typer.Option(4, help="Midpoint sub-steps of the 1M1T1R cell per input pulse."),
+    substeps: int = typer.Option(4, min=1, max=64, help="Midpoint sub-steps of the 1M1T1R cell per input pulse (1..64)."),
     train_sigma: Optional[float] = typer.Option(None, help="Variability-aware training: device-to-device spread of "
                                                 "ln mu drawn afresh for every batch (1m1t1r)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),

@@ -148,7 +148,7 @@ def _ablation(folder: Path, mode: str, ctx: dict, progress) -> dict:
                     "neuron_energy_J": {p: e["neurons_J"] for p, e in s["energy"]["per_preset"].items()}}
                  for v, s in entry["variants"].items()} for t, entry in results["tasks"].items()}
     return {"settings": results["settings"], "seeds": results["seeds"], "table": table,
-            "statistics": results["statistics"], "wall_time_s": results["wall_time_s"],
+            "statistics": results["statistics"],   # wall times stay in results.json: a resumed run differs there
             "spike_energy_J": results["spike_energy_J"], "read_energy_J": results["read_energy_J"],
             "figures": ["accuracy_by_variant.png", "learning_curves.png", "raster.png"], "csv": "results.csv"}
 

@@ -72,8 +72,8 @@ def resistance(x, p: Memristor):
               \quad \bar x = \mathrm{clip}(x, 0, 1)
     """
     xb = jnp.clip(x, 0.0, 1.0)
-    # the same law with one exponential and none that overflows for small lambda:
-    # (e^{(1-x)/l} - 1)/(e^{1/l} - 1) = (e^{-x/l} - c)/(1 - c), c = e^{-1/l}
-    c = jnp.exp(-1.0 / p.lam)
-    shape = (jnp.exp(-xb / p.lam) - c) / (1.0 - c)
+    # the same law written so that no exponential overflows for small lambda and nothing cancels
+    # as x -> 1 (where R_off's term meets R_on's):
+    # (e^{(1-x)/l} - 1)/(e^{1/l} - 1) = e^{-x/l} (e^{-(1-x)/l} - 1)/(e^{-1/l} - 1)
+    shape = jnp.exp(-xb / p.lam) * jnp.expm1(-(1.0 - xb) / p.lam) / jnp.expm1(-1.0 / p.lam)
     return jnp.maximum(p.r_on * xb + p.r_off * shape, p.r_on)
