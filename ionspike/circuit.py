@@ -1,9 +1,9 @@
 r"""The 1M1T1R neuron: state, one time step, and the energy of each element.
 
-Topology (physics.md §2.1, §7.1): ``V_in → DM → gate (C_g)``, ``R_c`` from gate to ground,
+Topology (docs/model.md §2.1): ``V_in → DM → gate (C_g)``, ``R_c`` from gate to ground,
 n-MOSFET with grounded source, drain through ``R_l`` to ``V_DD`` with optional ``C_l``.
 
-Equations of one neuron (physics.md §7.2), ``x = F + R``, ``V_m = V_in - V_g``:
+Equations of one neuron (docs/model.md §3; scheme §6), ``x = F + R``, ``V_m = V_in - V_g``:
 
 .. math::
     dF = (a - (\gamma_1+\beta)F)\,dt + \sqrt{(a + (\gamma_1+\beta)F)/N_{\rm eff}}\,dW_1 \\
@@ -247,7 +247,7 @@ def stored_energy(state: NeuronState, p: NeuronParams) -> dict:
 
 
 def cascade_input(v_in, state: NeuronState, p: NeuronParams, stages: int):
-    """Inputs of a chain of ``stages`` neurons (physics.md §2.3 option a, §7.5).
+    """Inputs of a chain of ``stages`` neurons (docs/model.md §3.12).
 
     Neurons are laid out stage-major (``index = stage * n + i``). Stage 0 takes the external
     input; stage ``k`` takes the voltage developed on stage ``k-1``'s load, ``V_DD - V_D``

@@ -7,7 +7,7 @@ built, and a violation raises :class:`~ionspike.errors.ParameterError` naming th
 the value and the range. Units are accepted as strings only at the edges (presets, CLI,
 :func:`replace`), never inside the numerics.
 
-Symbols follow reference/physics.md §7.2–7.3.
+Symbols follow docs/model.md §3 (equations) and §4.1 (parameter reference).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def _register(cls, static: tuple[str, ...] = ()):
 
 @dataclass(frozen=True)
 class Memristor(_Record):
-    """Ag diffusive memristor: filament ``F`` + residue ``R`` (physics.md §7.2).
+    """Ag diffusive memristor: filament ``F`` + residue ``R`` (docs/model.md §3.2–3.5).
 
     Growth rate ``a = mu [V_m - v_h]_+ / (alpha + |1 - x|)``, dissolution ``(gamma1 + beta) F``,
     transfer ``beta F`` to the residue, residue decay ``gamma2 R``; resistance
@@ -203,7 +203,7 @@ class Memristor(_Record):
 
 @dataclass(frozen=True)
 class Noise(_Record):
-    """Stochasticity of the memristor (physics.md §4.7c–d, §7.2).
+    """Stochasticity of the memristor (docs/model.md §3.4, §3.10).
 
     ``n_eff``: effective number of Ag quanta of the chemical-Langevin noise (``inf`` = none).
     ``sigma_d2d_ln_mu`` / ``sigma_c2c_ln_mu``: standard deviation of ``ln mu`` from device to
@@ -218,7 +218,7 @@ class Noise(_Record):
 
 @dataclass(frozen=True)
 class EKV(_Record):
-    """Long-channel EKV n-MOSFET, continuous from weak to strong inversion (physics.md §6).
+    """Long-channel EKV n-MOSFET, continuous from weak to strong inversion (docs/model.md §3.7).
 
     ``I_D = I_spec [ln²(1+e^{V_P/2U_T}) - ln²(1+e^{(V_P-V_D)/2U_T})](1 + lambda_clm V_D)``,
     ``V_P = (V_G - v_t0)/n``, ``I_spec = 2 n beta U_T²``, ``U_T = k_B T/q``. In strong
@@ -251,7 +251,7 @@ class SquareLaw(_Record):
 
 @dataclass(frozen=True)
 class Circuit(_Record):
-    """Passive elements and supply of the 1M1T1R neuron (physics.md §2.1, §7.1)."""
+    """Passive elements and supply of the 1M1T1R neuron (docs/model.md §2.1)."""
 
     c_g: float = _f("F", 0.0, lo_open=True, doc="gate (membrane) capacitance")
     r_c: float = _f("ohm", 0.0, lo_open=True, doc="control resistor, gate to ground")

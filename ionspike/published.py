@@ -1,4 +1,4 @@
-"""The paper's published numbers (reference/physics.md §7.6, paper values via [S]) and how ours compare.
+"""The paper's published numbers (docs/model.md §5.1; paper values as transcribed, §1.2) and how ours compare.
 
 Each row: what is measured, the paper's value, ours (from the characteristics' metrics), the
 tolerance we hold ourselves to, and pass/fail. Tolerances are stated per row; a row whose
@@ -27,8 +27,8 @@ def _row(name, paper, ours, unit, check, note=""):
 
 
 def compare(metrics: dict, stochastic_metrics: dict | None = None) -> list[dict]:
-    """The §7.6 table from ``metrics`` (``characterize``'s, paper preset) and, optionally, the
-    stochasticity metrics of the ``stochastic`` preset (preset B, closer to Fig. 3c,d)."""
+    """The published-numbers table (docs/model.md §5.1) from ``metrics`` (``characterize``'s, paper preset) and, optionally, the
+    stochasticity metrics of the ``stochastic`` preset (docs/model.md §4.4, closer to Fig. 3c,d)."""
     rows = []
     th = metrics.get("threshold", {})
     first = th.get("first_spike_pulse_s", {}).get("0.8")
@@ -56,7 +56,7 @@ def compare(metrics: dict, stochastic_metrics: dict | None = None) -> list[dict]
             ok = ours is not None and abs(ours - paper) <= 0.15
             rows.append(_row(f"Fig. 3c,d: P(fire) at {level} V, 15 ms pulse ({label} preset)", paper, ours, "1",
                              (bool(ok), "within 0.15"),
-                             "the paper preset is ~0.1 V left-shifted (physics.md §7.6)" if label == "paper" else ""))
+                             "the paper preset is ~0.1 V left-shifted (docs/model.md §5.1)" if label == "paper" else ""))
     cas = metrics.get("cascade", {}).get("downstream_spike_count")
     rows.append(_row("Cascade: every stage fires", "demonstrated", cas, "spikes",
                      (bool(cas) and all(c > 0 for c in cas), "all stages > 0")))

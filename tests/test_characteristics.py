@@ -39,7 +39,7 @@ def test_without_leak_the_gap_no_longer_matters():
 
 def test_threshold_and_all_or_none_spikes():
     _, m = protocols.threshold("paper")
-    # physics.md §7.6: no firing at 0.55 V DC, fires at 0.60 V (resolution 0.01 V)
+    # docs/model.md §5.1: no firing at 0.55 V DC, fires at 0.60 V (resolution 0.01 V)
     assert 0.55 < m["threshold_dc_V"] <= 0.62
     assert 0.6 <= m["threshold_pulse_V"] <= 0.8
     # all-or-none: the output spike height does not follow the input amplitude (CV < 5 %)
@@ -53,7 +53,7 @@ def test_threshold_and_all_or_none_spikes():
 def test_cascade_chain_of_three_fires_in_order():
     _, m = protocols.cascade("paper", stages=3)
     counts = m["downstream_spike_count"]
-    # physics.md §7.6: stage 1 ~99 spikes (first 90.9 ms), stage 2 ~82 (first 144 ms) in 0.6 s
+    # docs/model.md §5.1: stage 1 ~99 spikes (first 90.9 ms), stage 2 ~82 (first 144 ms) in 0.6 s
     assert counts[0] > 50 and counts[1] > 30 and counts[2] > 10
     assert all(lat > 0 for lat in m["stage_latency_s"])
     assert m["first_spike_s"][1] == pytest.approx(0.144, rel=0.15)
@@ -77,7 +77,7 @@ def test_intrinsic_plasticity_advance_fades_with_the_gap(plasticity):
     assert all(b < a for a, b in zip(adv, adv[1:])), adv          # monotone recovery
     assert adv[-1] < 0.1 * adv[0]                                  # gone after 1 s
     # paper Fig. 4b: advance(200 ms)/advance(3 ms) = 2.4/5.7 = 0.42; tolerance +-0.15 (ours is a
-    # re-fit device: physics.md §7.6 reports 0.54 for the same model)
+    # re-fit device; docs/model.md §5.1, row P4)
     assert m["advance_ratio_200ms_3ms"] == pytest.approx(0.42, abs=0.15)
     # the recovery follows the residue decay, 1/gamma2 = 200 ms (tolerance 30 %)
     assert m["recovery_time_s"] == pytest.approx(0.2, rel=0.3)

@@ -96,6 +96,6 @@ def test_drain_solve_satisfies_the_node_balance_everywhere(c_l):
         balance = (c.v_dd - vd) / c.r_l - i_d - c_l / 2e-6 * (vd - vd_prev)
         assert np.all(np.abs(np.asarray(balance)) <= 1e-9 * c.v_dd / c.r_l)  # current balance to 1e-9 of full scale
         assert np.all((np.asarray(vd) >= 0) & (np.asarray(vd) <= c.v_dd))
-    # transistor fully on: the drain current saturates near V_DD / R_l (physics.md §2.1)
+    # transistor fully on: the drain current saturates near V_DD / R_l (docs/model.md §3.8)
     _, i_on = solve_drain(jnp.array([0.8]), jnp.array([c.v_dd]), t, c.r_l, c.v_dd, 0.0, 2e-6)
     assert float(i_on[0]) == pytest.approx(c.v_dd / c.r_l, rel=0.05)

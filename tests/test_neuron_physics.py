@@ -1,7 +1,7 @@
 """The must-show physics of the 1M1T1R simulator (issue: core simulator).
 
 Each test states its target and tolerance next to the assertion. Published numbers are
-from reference/physics.md §7.6 (paper values [S]).
+from docs/model.md §5.1 (paper values [SI]).
 """
 
 import numpy as np
@@ -28,7 +28,7 @@ def rc_sweep():
 
 def test_first_spike_matches_fig_2e(paper_300ms):
     first = metrics.spike_times(paper_300ms, 0)[0]
-    # paper: ~88 ms (Fig. 2e); tolerance +-15 % (issue); physics.md's own run: 90.9 ms
+    # paper: ~88 ms (Fig. 2e); tolerance +-15 % (issue); the documented run (docs/model.md §4.3): 90.9 ms
     assert first == pytest.approx(88e-3, rel=0.15)
 
 
@@ -85,7 +85,7 @@ def test_energy_balance_closes(paper_300ms):
 
 
 def test_input_energy_per_spike_is_cg_vin_squared(paper_300ms):
-    # physics.md §3: the input charges C_g to ~V_in once per spike, E ~ C_g V_in^2 (6.4 pJ at 0.8 V, 10 pF);
+    # docs/model.md §2.9: the input charges C_g to ~V_in once per spike, E ~ C_g V_in^2 (6.4 pJ at 0.8 V, 10 pF);
     # half is lost in the DM at switch-on and half later in R_c. Tolerance 10 %.
     n = int(paper_300ms.spike_count[0])
     e_in = float(paper_300ms.energy_input[0]) / n

@@ -18,7 +18,7 @@ def test_every_builtin_preset_loads_and_has_a_time_step():
         assert p.params.circuit.c_g > 0
 
 
-def test_paper_preset_matches_physics_md_table():
+def test_paper_preset_matches_the_documented_table():
     p = presets.params("paper")
     m, c = p.memristor, p.circuit
     assert (m.mu, m.v_h, m.alpha, m.beta, m.gamma1, m.gamma2, m.lam) == (550, 0.5, 0.01, 20, 600, 5, 0.2)

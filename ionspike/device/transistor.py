@@ -1,4 +1,4 @@
-"""n-MOSFET drain-current laws and the quasi-static drain solve (physics.md §6).
+"""n-MOSFET drain-current laws and the drain solve (docs/model.md §3.7, §3.8, §6.7).
 
 Source and bulk are grounded; ``v_g`` and ``v_d`` are gate and drain voltages in V,
 currents in A. The gate draws no current (ideal insulating gate, no Miller coupling).

@@ -1,6 +1,6 @@
 """Characterisation protocols: one function per experiment, each returning ``(Dataset, metrics)``.
 
-The six characteristics of the 1M1T1R neuron (physics.md §2.3) plus energy:
+The six characteristics of the 1M1T1R neuron (docs/model.md §2) plus energy:
 
 ========================  =====================================================
 ``leaky_integration``     pulses to fire vs gap; filament decay time

@@ -1,4 +1,4 @@
-"""Cascaded connection (physics.md §2.3.6, §7.5): a neuron's output drives the next neuron."""
+"""Cascaded connection (docs/model.md §2.8, §3.12): a neuron's output drives the next neuron."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ionspike.protocols.common import first_after, resolve
 from ionspike.simulate import simulate
 from ionspike.stimulus import PulseTrain
 
-CASCADE_VDD = 1.2  # V: the load drop I_D R_l must reach the next stage's switching range (physics.md §7.5)
+CASCADE_VDD = 1.2  # V: the load drop I_D R_l must reach the next stage's switching range (docs/model.md §2.8)
 
 
 def cascade(preset="paper", *, stages=3, amplitude=0.8, width=1e-3, period=2e-3, duration=0.6, v_dd=CASCADE_VDD,

@@ -1,4 +1,4 @@
-"""Leaky integration (physics.md §2.3.1): pulses needed to fire rise with the gap between them."""
+"""Leaky integration (docs/model.md §2.3): pulses needed to fire rise with the gap between them."""
 
 from __future__ import annotations
 

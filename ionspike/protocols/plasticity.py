@@ -1,4 +1,4 @@
-"""Intrinsic plasticity (physics.md §2.3.4): after firing, the residue R makes the next
+"""Intrinsic plasticity (docs/model.md §2.6): after firing, the residue R makes the next
 input fire sooner; the advance fades as R decays (~1/gamma2)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Refractory period (physics.md §2.3.3): after a spike the gate sits near V_in, the DM has
+"""Refractory period (docs/model.md §2.5): after a spike the gate sits near V_in, the DM has
 no drive, and the neuron cannot fire again until C_g discharges through R_c."""
 
 from __future__ import annotations

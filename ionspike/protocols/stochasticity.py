@@ -1,4 +1,4 @@
-"""Stochasticity (physics.md §2.3.5, §4.7): probabilistic firing near threshold, a random
+"""Stochasticity (docs/model.md §2.7, §3.4, §3.10): probabilistic firing near threshold, a random
 switching delay, and irregular inter-spike intervals."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Threshold firing (physics.md §2.3.2): no output below a threshold input, an all-or-none
+"""Threshold firing (docs/model.md §2.4): no output below a threshold input, an all-or-none
 spike above it whose height does not track the input."""
 
 from __future__ import annotations
