@@ -23,7 +23,6 @@ import shutil
 import sys
 import time
 
-import numpy as np
 
 PROTOCOL = dict(amplitude=0.8, width=1e-3, period=2e-3)
 DT = 2e-6

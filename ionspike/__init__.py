@@ -22,7 +22,7 @@ from ionspike.simulate import simulate
 from ionspike.stimulus import DC, PulseTrain, Sampled, Triangle, paired_pulses, ramp
 
 __all__ = [
-    "simulate", "presets", "stimulus", "circuit", "device", "metrics",
+    "simulate", "presets", "stimulus", "circuit", "device", "metrics", "io", "protocols", "spice",
     "NeuronParams", "Memristor", "Noise", "EKV", "SquareLaw", "Circuit", "replace",
     "PulseTrain", "DC", "Triangle", "Sampled", "paired_pulses", "ramp",
     "IonspikeError", "ParameterError", "PresetError", "SolverError", "StimulusError", "UnitError",

@@ -46,12 +46,7 @@ STATUS_MEANINGS = ("ok", "non_finite")
 # and XLA temporaries (measured peak ~2.7 kB per neuron with 66-event buffers, counted apart)
 STATE_BYTES_PER_NEURON = 2048
 MEMORY_LIMIT_ENV = "IONSPIKE_MEMORY_LIMIT"   # bytes; overrides the detected memory
-
-
-def _resolve_params(params: Any) -> tuple[NeuronParams, Preset]:
-    """(params, preset) of anything :func:`ionspike.presets.resolve` accepts (kept for callers)."""
-    preset = resolve(params)
-    return preset.params, preset
+DEFAULT_DT_S = 2e-6   # s: the time step when neither the caller nor the preset gives one (docs/model.md §6.1)
 
 
 def _batch_size(params: NeuronParams, stimulus: Stimulus, n: int | None) -> int:
@@ -308,7 +303,7 @@ def simulate(
     if progress is not None and not callable(progress):
         raise ParameterError(f"progress = {progress!r}: expected a function of the completed fraction, or None")
     duration = parse_quantity(duration, "s", name="duration")
-    dt = parse_quantity(dt if dt is not None else (preset.dt or 2e-6), "s", name="dt")
+    dt = parse_quantity(dt if dt is not None else (preset.dt or DEFAULT_DT_S), "s", name="dt")
     signals = _check_signals(signals)
     n = _batch_size(p, stimulus, n)
     stages = checks.integer("stages", stages, 1)

@@ -5,7 +5,6 @@ State: filament ``F`` and residue ``R`` (dimensionless, 1 = bridged gap), ``x = 
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from ionspike.params import Memristor

@@ -6,7 +6,7 @@ import numpy as np
 
 from ionspike.params import replace
 from ionspike.protocols.common import first_after, resolve
-from ionspike.simulate import simulate
+from ionspike.simulate import DEFAULT_DT_S, simulate
 from ionspike.stimulus import PulseTrain
 
 CASCADE_VDD = 1.2  # V: the load drop I_D R_l must reach the next stage's switching range (docs/model.md §2.8)
@@ -22,7 +22,7 @@ def cascade(preset="paper", *, stages=3, amplitude=0.8, width=1e-3, period=2e-3,
     """
     p, name, dt = resolve(preset)
     p = replace(p, VDD=v_dd)
-    dt = dt or 2e-6
+    dt = dt or DEFAULT_DT_S
     ds = simulate(p, PulseTrain(amplitude=amplitude, width=width, period=period), duration=duration, dt=dt,
                   deterministic=True, seed=seed, stages=stages, signals=("V_in", "F", "V_g", "V_d", "I_d"),
                   record_every=max(1, int(round(20e-6 / dt))), progress=progress)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ionspike import checks
 from ionspike.protocols.common import exp_decay_fit, first_after, key, resolve, swept
-from ionspike.simulate import simulate
+from ionspike.simulate import DEFAULT_DT_S, simulate
 from ionspike.stimulus import PulseTrain
 
 GAPS_S = (0.2e-3, 0.4e-3, 0.6e-3, 0.8e-3, 1.2e-3, 1.6e-3)
@@ -26,7 +26,7 @@ def leaky_integration(preset="paper", *, amplitude=0.9, width=1e-3, gaps=GAPS_S,
     width = checks.positive("width", width, unit="s")
     period = width + gaps
     stim = PulseTrain(amplitude=amplitude, width=width, period=period)
-    dt = dt or 2e-6
+    dt = dt or DEFAULT_DT_S
     ds = simulate(p, stim, duration=duration, dt=dt, deterministic=True, seed=seed,
                   signals=("V_in", "F", "R", "V_g", "I_d"), record_every=max(1, int(round(10e-6 / dt))),
                   progress=progress)

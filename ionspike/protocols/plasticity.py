@@ -7,7 +7,7 @@ import numpy as np
 
 from ionspike import checks
 from ionspike.protocols.common import exp_decay_fit, first_after, key, resolve, swept
-from ionspike.simulate import simulate
+from ionspike.simulate import DEFAULT_DT_S, simulate
 from ionspike.stimulus import PulseTrain, paired_pulses
 
 GAPS_S = (3e-3, 30e-3, 80e-3, 200e-3, 1.0)
@@ -36,7 +36,7 @@ def intrinsic_plasticity(preset="paper", *, amplitude="auto", width=20e-3, gaps=
     ``advance = A exp(-gap/tau)``), ``advance_ratio_200ms_3ms`` against the paper's 0.42.
     """
     p, name, dt = resolve(preset)
-    dt = dt or 2e-6
+    dt = dt or DEFAULT_DT_S
     width = checks.positive("width", width, unit="s")
     if isinstance(amplitude, str) and amplitude == "auto":
         amplitude = match_amplitude(p, width, PAPER_FIRST_INTEGRATION_S * width / 20e-3, dt, seed)

@@ -7,7 +7,7 @@ import numpy as np
 
 from ionspike.params import replace
 from ionspike.protocols.common import check_trials, derived_seed, key, resolve, swept
-from ionspike.simulate import simulate
+from ionspike.simulate import DEFAULT_DT_S, simulate
 from ionspike.stimulus import PulseTrain
 
 RC_SWEEP_OHM = (50e6, 100e6, 250e6, 500e6, 1e9)
@@ -29,7 +29,7 @@ def refractory(preset="paper", *, rc=RC_SWEEP_OHM, amplitude=0.8, width=1e-3, pe
     """
     trials = check_trials(trials)
     p, name, dt = resolve(preset)
-    dt = dt or 2e-6
+    dt = dt or DEFAULT_DT_S
     rc = swept("rc", rc, unit="ohm", positive=True)
     part = (lambda a, b: (lambda f: progress(a + (b - a) * f))) if progress else (lambda a, b: None)
     stim = PulseTrain(amplitude=amplitude, width=width, period=period)

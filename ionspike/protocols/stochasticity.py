@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ionspike.protocols.common import check_trials, derived_seed, first_after, key, resolve, swept, wilson
-from ionspike.simulate import simulate
+from ionspike.simulate import DEFAULT_DT_S, simulate
 from ionspike.stimulus import PulseTrain
 
 AMPLITUDES_V = (0.7, 0.8, 0.9, 1.0, 1.1)
@@ -25,7 +25,7 @@ def stochasticity(preset="paper", *, trials=500, amplitudes=AMPLITUDES_V, width=
     trials = check_trials(trials)
     train_trials = check_trials(train_trials, "train_trials")
     p, name, dt = resolve(preset)
-    dt = dt or 2e-6
+    dt = dt or DEFAULT_DT_S
     amplitudes = swept("amplitudes", amplitudes, unit="V")
     amps = np.repeat(amplitudes, trials)
     part = (lambda a, b: (lambda f: progress(a + (b - a) * f))) if progress else (lambda a, b: None)

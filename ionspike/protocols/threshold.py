@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ionspike.protocols.common import first_after, key, resolve, swept
-from ionspike.simulate import simulate
+from ionspike.simulate import DEFAULT_DT_S, simulate
 from ionspike.stimulus import DC, PulseTrain
 
 
@@ -20,7 +20,7 @@ def threshold(preset="paper", *, pulse_amplitudes=None, dc_levels=None, width=1e
     per-level first-spike times.
     """
     p, name, dt = resolve(preset)
-    dt = dt or 2e-6
+    dt = dt or DEFAULT_DT_S
     if pulse_amplitudes is None:
         pulse_amplitudes = np.round(np.arange(0.40, 1.2001, 0.05), 3)
     if dc_levels is None:

@@ -161,15 +161,17 @@ def validate(params, stimulus, *, duration: float, dt: float | None = None, n: i
     first-spike times, spike counts, the largest relative ISI difference and the RMS of the
     V_g difference relative to the V_g peak.
     """
-    from ionspike.simulate import _resolve_params, simulate
+    from ionspike.presets import resolve
+    from ionspike.simulate import DEFAULT_DT_S, simulate
     from ionspike.spice.netlist import check_copies, netlist
     from ionspike.units import parse_quantity
 
     n = check_copies(n)
-    p, preset = _resolve_params(params)
+    preset = resolve(params)
+    p = preset.params
     p = p.deterministic() if np.isfinite(np.min(p.noise.n_eff)) or np.max(p.noise.sigma_c2c_ln_mu) > 0 else p
     duration = parse_quantity(duration, "s", name="duration")
-    dt = parse_quantity(dt, "s", name="dt") if dt is not None else (preset.dt if preset and preset.dt else 2e-6)
+    dt = parse_quantity(dt, "s", name="dt") if dt is not None else (preset.dt or DEFAULT_DT_S)
     ours = simulate(p, stimulus, duration=duration, dt=dt, n=n, seed=seed, signals=("V_g",),
                     record_every=max(1, int(round(10e-6 / dt))))
     text = netlist(p, stimulus, duration=duration, dt=dt, n=n, mu_scale=ours.mu_scale_d2d.values, model=model)
