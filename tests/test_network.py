@@ -1,6 +1,7 @@
 """Training, ablation switches, checkpoints, energy and the train/ablate commands (issue 6)."""
 
 import json
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -152,11 +153,20 @@ def test_corrupt_or_foreign_checkpoint_is_refused(tmp_path):
     ckpt = tmp_path / T.CHECKPOINT
     with pytest.raises(CheckpointError, match="hidden = 16"):
         T.train(T.TrainConfig(**{**TINY, "hidden": 17}), tmp_path)
-    data = bytearray(ckpt.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    ckpt.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="corrupt"):
-        T.train(config, tmp_path)
+    original = ckpt.read_bytes()
+    # one flipped byte anywhere in a member's stored bytes (array data, array header, metadata)
+    with zipfile.ZipFile(ckpt) as zf:
+        members = {i.filename: i for i in zf.infolist()}
+    for name in ("leaf_0000.npy", "meta.npy"):
+        info = members[name]
+        header = original[info.header_offset:info.header_offset + 30]
+        start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(header[28:30], "little")
+        for offset in (10, info.compress_size // 2, info.compress_size - 1):
+            data = bytearray(original)
+            data[start + offset] ^= 0xFF
+            ckpt.write_bytes(bytes(data))
+            with pytest.raises(CheckpointError, match="corrupt"):
+                T.train(config, tmp_path)
     ckpt.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt"):
         T.train(config, tmp_path)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import zipfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,10 +216,16 @@ def _digest(arrays: dict) -> str:
     return h.hexdigest()
 
 
+def _meta_digest(arrays: dict, meta: dict) -> str:
+    """The digest of a file's arrays and of its metadata (history, config): any change to either is seen."""
+    blob = json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True)
+    return hashlib.sha256((_digest(arrays) + blob).encode()).hexdigest()
+
+
 def _save_npz(path: Path, tree, meta: dict) -> None:
     leaves = jax.tree.leaves(tree)
     arrays = {f"leaf_{i:04d}": np.asarray(v) for i, v in enumerate(leaves)}
-    meta = dict(meta, digest=_digest(arrays))
+    meta = dict(meta, digest=_meta_digest(arrays, meta))
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
 
     def write(tmp):
@@ -230,13 +237,19 @@ def _save_npz(path: Path, tree, meta: dict) -> None:
 
 def _load_npz(path: Path, what: str) -> tuple[dict, dict]:
     try:
+        with zipfile.ZipFile(path) as zf:          # every member's CRC (NumPy reads members without checking it)
+            bad = zf.testzip()
+        if bad is not None:
+            raise ValueError(f"member {bad!r} fails its CRC check")
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
     except Exception as exc:  # noqa: BLE001 -- any failure to parse is a corrupt file
         raise CheckpointError(f"{what} {str(path)!r} is corrupt or not an ionspike {what}: {exc}") from None
-    if _digest(arrays) != meta.get("digest"):
-        raise CheckpointError(f"{what} {str(path)!r} is corrupt: its arrays do not match their recorded digest")
+    # files of earlier ionspike versions recorded the digest of their arrays alone
+    if not isinstance(meta, dict) or meta.get("digest") not in (_meta_digest(arrays, meta), _digest(arrays)):
+        raise CheckpointError(f"{what} {str(path)!r} is corrupt: its arrays or metadata do not match their "
+                              "recorded digest")
     return arrays, meta
 
 
