@@ -143,3 +143,17 @@ def test_bin_arguments_are_checked():
         N.Bin(onset_width=-1.0)
     with pytest.raises(ParameterError, match="feedback_gain = -1 is out of range"):
         N.Bin(feedback_gain=-1)
+
+
+def test_every_ablation_variant_stays_finite_with_noise():
+    """Regression: without leak (gamma1 = gamma2 = 0) the bridge's decay rate is zero; the noisy
+    layer went non-finite and `reproduce` failed in its ablation stage."""
+    from ionspike.network import variants
+
+    p = isp.presets.params("paper")
+    for name in variants.VARIANTS:
+        v = variants.make(name, p)
+        p32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), v.params)
+        spikes, state = N.run(jnp.full((150, 16), 1.0, jnp.float32), p32, N.Bin(), key=jax.random.PRNGKey(0))
+        assert all(np.isfinite(np.asarray(x)).all() for x in state), name
+        assert np.asarray(spikes).sum() > 0, name

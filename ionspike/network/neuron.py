@@ -220,7 +220,9 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
     mu = m.mu * mu_scale
     delta = jnp.sqrt(al2 + 2.0 * mu * jnp.maximum(charge, 0.0)) - m.alpha
     F_b = 1.0 + delta - R_b
-    r_dec = m.gamma1 * F_b + m.gamma2 * R_b                 # -dx/dt once growth stops, 1/s
+    # -dx/dt once growth stops, 1/s; without leak (gamma1 = gamma2 = 0) x never falls back and the
+    # device stays ON: the floor keeps that limit finite (an ON time of ~1e30 s)
+    r_dec = jnp.maximum(m.gamma1 * F_b + m.gamma2 * R_b, 1e-30)
     on_time = delta / r_dec                                 # x > 1 (R_d = R_on) for this long, s
     if normals is not None:                                 # ... and, with noise, its excursions above 1 (see _between)
         on_time = on_time + 1.0 / (2.0 * p.noise.n_eff * r_dec)
