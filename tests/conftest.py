@@ -5,8 +5,16 @@ JAX's 64-bit mode is NOT switched on here: ionspike's entry points choose their 
 law in float64 wraps it in ``with precision.float64():``."""
 
 import os
+import tempfile
 
-import jax
+# One persistent XLA compilation cache for the whole run (both xdist workers and every `ionspike`
+# subprocess a test starts inherit it): the same simulation and training kernels are compiled by
+# dozens of tests, and each CLI subprocess would compile them afresh. Set before JAX is imported;
+# entries are keyed by the program and JAX's version, so a stale entry is never used.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "ionspike-tests-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+import jax  # noqa: E402
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -21,17 +21,22 @@ COARSE = neuron.Bin(substeps_on=4)
 TINY = dict(task="digits", hidden=16, epochs=2, batch=32, n_train=128, n_test=64)
 
 
-def _drive(variant, amplitude=0.8, on_bins=40, off_bins=60, key=None):
-    """Ionic state and spikes of one neuron of ``variant``: pulses for ``on_bins`` bins, then nothing."""
-    v = variants.make(variant, P, COARSE)
-    p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v.params if key is not None else v.params.deterministic())
-    amps = jnp.concatenate([jnp.full((on_bins, 4), amplitude), jnp.zeros((off_bins, 4))]).astype(jnp.float32)
+@jax.jit
+def _trace(p, amps):
     def body(s, a):
         s, spk = neuron.bin_step(s, a, p, COARSE)
         return s, (spk, s.F + s.R, s.R)
 
-    _, (spikes, x, r) = jax.lax.scan(body, neuron.rest((4,)), amps)
-    return np.asarray(spikes), np.asarray(x), np.asarray(r)
+    return jax.lax.scan(body, neuron.rest((4,)), amps)[1]
+
+
+def _drive(variant, amplitude=0.8, on_bins=40, off_bins=60, key=None):
+    """Ionic state and spikes of one neuron of ``variant``: pulses for ``on_bins`` bins, then nothing
+    (compiled once per input length: the variants' parameters are traced)."""
+    v = variants.make(variant, P, COARSE)
+    p = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), v.params if key is not None else v.params.deterministic())
+    amps = jnp.concatenate([jnp.full((on_bins, 4), amplitude), jnp.zeros((off_bins, 4))]).astype(jnp.float32)
+    return tuple(np.asarray(a) for a in _trace(p, amps))
 
 
 def test_ablation_switches_change_the_neuron():

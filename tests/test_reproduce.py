@@ -55,6 +55,27 @@ def _browser_check(index: Path, tmp: Path) -> None:
     assert img.shape[0] > 500 and img[..., :3].std() > 0.05          # not blank: text, tables and figures
 
 
+def _as_killed_after_refractory(whole: Path, part: Path) -> None:
+    """``part``: a copy of the finished report ``whole`` reduced to what a run killed inside the
+    characteristics stage, after its ``refractory`` protocol, leaves behind (files are written
+    atomically, so a kill leaves finished files only): the protocols up to refractory, no stage
+    marker, no later stage, no summary or report; the ablation keeps the finished training runs of
+    two variants (so run-level reuse is exercised too) and loses the third's."""
+    shutil.copytree(whole, part)
+    for name in ("summary.json", "index.html", "timing.json"):
+        (part / name).unlink()
+    chars = part / "stages" / "characteristics"
+    for f in [chars / "stage.json", chars / "summary.png", *chars.glob("stochasticity.*"), *chars.glob("energy.*")]:
+        f.unlink()
+    for name in ("stochastic_preset", "published", "calibration"):
+        shutil.rmtree(part / "stages" / name)
+    ablation = part / "stages" / "ablation"
+    for f in ablation.iterdir():
+        if f.name != "runs":
+            f.unlink()
+    shutil.rmtree(ablation / "runs" / "digits" / "lif")
+
+
 @pytest.mark.slow
 def test_reproduce_writes_a_report_and_resumes_to_the_same_summary(tmp_path):
     cwd = tmp_path / "cwd"
@@ -62,17 +83,21 @@ def test_reproduce_writes_a_report_and_resumes_to_the_same_summary(tmp_path):
     whole = cwd / "whole"
     p = _run(whole, cwd)
     assert p.wait(timeout=900) == 0, p.stderr.read()
-    # interrupted inside the characteristics stage (after its second protocol), then rerun
+    # a run interrupted inside the characteristics stage (one full run is the test's budget: the
+    # interrupted state is derived from it), resumed, killed for real inside the resumed stage (after
+    # it wrote one more protocol), and rerun to completion
     part = cwd / "part"
+    _as_killed_after_refractory(whole, part)
     p = _run(part, cwd, start_new_session=True)
     stage = part / "stages" / "characteristics"
     t0 = time.time()
-    while len(list(stage.glob("*.json"))) < 2 and p.poll() is None and time.time() - t0 < 600:
+    while not (stage / "stochasticity.json").exists() and p.poll() is None and time.time() - t0 < 600:
         time.sleep(0.2)
     assert p.poll() is None, "the run ended before it could be interrupted"
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert not (part / "summary.json").exists() and not (stage / "stage.json").exists()
+    assert not (stage / "energy.json").exists()
     p = _run(part, cwd)
     assert p.wait(timeout=900) == 0, p.stderr.read()
     a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, part))

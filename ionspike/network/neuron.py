@@ -49,6 +49,7 @@ pulses, ``substeps_on = 4``): see ``tests/test_network_neuron.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -383,9 +384,11 @@ def bin_step(state: LayerState, amplitude, p: NeuronParams, spec: Bin = Bin(), *
     return LayerState(F_end, R_end, V_e), spikes
 
 
+@partial(jax.jit, static_argnames=("spec",))
 def run(amplitudes, p: NeuronParams, spec: Bin = Bin(), state: LayerState | None = None, *, key=None, mu_scale=1.0):
     """Drive neurons with ``amplitudes`` (bins, ...) V; returns ``(spikes (bins, ...), final state)``.
-    ``key``: noise of ``p.noise.n_eff`` (None: deterministic), split per bin."""
+    ``key``: noise of ``p.noise.n_eff`` (None: deterministic), split per bin. Compiled once per
+    shape, dtype and bin (parameters are traced: every variant of a preset shares the code)."""
     amplitudes = jnp.asarray(amplitudes)
     state = rest(amplitudes.shape[1:], amplitudes.dtype) if state is None else state
     keys = None if key is None else jax.random.split(key, amplitudes.shape[0])
