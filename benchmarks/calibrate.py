@@ -6,11 +6,12 @@ Runs the real command line, default settings, in a temporary folder: the DC swee
 (dm_symmetric_dc_sweeps.npz, symmetric device) and the pulse trials (dm_pulse_1V_20ms.npz, 22 kOhm
 series resistor). Prints each wall time against the target, the KS distances and the verdict
 written to fit.json (pass/fail with reasons), and checks the acceptance numbers of the fits on this
-data (the DC sweeps: median threshold within 10 %, KS <= 0.2 for thresholds and holds, per-polarity
-grid medians within one 6 mV step, the negative sweeps' higher onset found; the pulses: median delay
-within a factor 1.5, KS <= 0.35; both: verdict passed). The test suite runs the pulse fit with --quick
-and reads the DC sweeps' features; the default fits (~4 min for the DC sweeps on 2 idle cores) live here. Exit status 0 when every run
-finished and met its acceptance numbers, 1 otherwise.
+data (the DC sweeps: all 199 sweeps read, median threshold within 10 %, KS <= 0.2 for thresholds and
+holds, per polarity the grid medians within one 6 mV step and the plain medians within one step,
+the negative sweeps' higher onset found; the pulses: median delay within a factor 1.5, KS <= 0.35;
+both: verdict passed). The test suite runs the pulse fit with --quick and reads the DC sweeps'
+features; the default fits (~4 min for the DC sweeps on 2 idle cores) live here. Exit status 0
+when every run finished and met its acceptance numbers, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ def acceptance(kind: str, fit: dict) -> list[str]:
     if not fit.get("verdict", {}).get("passed"):
         missed.append("verdict failed")
     if kind == "dc-sweeps":
+        if len(fit["measured.vth_V"]) != 199:
+            missed.append(f"{len(fit['measured.vth_V'])} measured thresholds read (the data holds 199 sweeps)")
         med = {n: (fit[f"measured.{n}.stats"]["median"], fit[f"simulated.{n}.stats"]["median"])
                for n in ("vth_V", "vhold_V")}
         if abs(med["vth_V"][1] - med["vth_V"][0]) > 0.10 * abs(med["vth_V"][0]):
@@ -83,6 +86,9 @@ def acceptance(kind: str, fit: dict) -> list[str]:
                 miss = d[f"simulated_grid_median_{n}"] - d[f"measured_grid_median_{n}"]
                 if abs(miss) >= 0.006:
                     missed.append(f"{side} grid median {n} off by {miss * 1e3:+.1f} mV (limit one 6 mV step)")
+                plain = d[f"simulated_median_{n}"] - d[f"measured_median_{n}"]
+                if abs(plain) > 0.006 + 1e-9:
+                    missed.append(f"{side} median {n} off by {plain * 1e3:+.1f} mV (limit one 6 mV step)")
         if not (fit["fitted"].get("v_h_reverse_shift", 0) > 0.05 and fit["fitted"].get("mu_reverse_factor", 0) > 1):
             missed.append("the negative sweeps' higher onset (reverse shift > 0.05 V, rate factor > 1) not found")
     else:

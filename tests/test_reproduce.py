@@ -88,6 +88,10 @@ def test_reproduce_writes_a_report_and_resumes_to_the_same_summary(tmp_path):
     # it wrote one more protocol), and rerun to completion
     part = cwd / "part"
     _as_killed_after_refractory(whole, part)
+    kept = [part / "stages" / "characteristics" / "refractory.json",
+            part / "stages" / "characteristics" / "leaky_integration.nc",
+            *sorted((part / "stages" / "ablation" / "runs" / "digits" / "full").glob("seed*/result.json"))]
+    stamps = {f: f.stat().st_mtime_ns for f in kept}              # copytree keeps the finished run's times
     p = _run(part, cwd, start_new_session=True)
     stage = part / "stages" / "characteristics"
     t0 = time.time()
@@ -103,6 +107,8 @@ def test_reproduce_writes_a_report_and_resumes_to_the_same_summary(tmp_path):
     a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, part))
     assert a.pop("command") != b.pop("command")                      # they differ only by --out
     assert a == b
+    # finished protocols and training runs were reused, not recomputed and rewritten
+    assert len(kept) == 4 and {f: f.stat().st_mtime_ns for f in kept} == stamps
     # the report: every stage, links that resolve, nothing written outside --out
     assert set(a["stages"]) == set(R.STAGES)
     assert a["stages"]["calibration"]["skipped"] is True
