@@ -276,6 +276,33 @@ def export_spice(
     _say(f"wrote {target} ({n} neuron(s), {dur:g} s transient, max step {step:g} s)")
 
 
+@export_app.command("verilog-a")
+@_guarded()
+def export_verilog_a(
+    output: Path = typer.Option(..., "-o", "--output", help="Verilog-A file to write (.va) in an existing folder; "
+                                "the 1M1T1R subcircuit goes next to it (NAME_1m1t1r.cir)."),
+    preset: str = typer.Option(DEFAULTS["preset"], help="Built-in preset name or a TOML file (e.g. a calibration's "
+                               "preset.toml)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a parameter, e.g. --set mu=300."),
+    force: bool = typer.Option(False, "--force", help="Replace existing files that ionspike did not write."),
+):
+    """Write the diffusive memristor as a Verilog-A compact model (OpenVAF, Spectre, Xyce, ngspice-OSDI)
+    and an ngspice subcircuit of the 1M1T1R neuron that uses it."""
+    from ionspike import io
+    from ionspike.spice import verilog_a
+
+    target = io.check_out_file(output, option="-o", force=force, ours=verilog_a.written_by_ionspike)
+    sub = io.check_out_file(target.with_name(target.stem + "_1m1t1r.cir"), option="-o", force=force,
+                            ours=verilog_a.written_by_ionspike)
+    p = _preset(preset, set_)
+    model = verilog_a.export(p.params, title=f"preset {p.name}", va_file=target.name)
+    for note in model.notes:
+        _say(f"note: {note}")
+    io.atomic_write(target, lambda path: path.write_text(model.source, encoding="utf-8"))
+    io.atomic_write(sub, lambda path: path.write_text(model.subcircuit, encoding="utf-8"))
+    _say(f"wrote {target} (module {verilog_a.MODULE}) and {sub} (subcircuit {verilog_a.SUBCKT_VA})")
+
+
 @validate_app.command("spice")
 @_guarded()
 def validate_spice(
