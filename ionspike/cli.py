@@ -303,6 +303,64 @@ def export_verilog_a(
     _say(f"wrote {target} (module {verilog_a.MODULE}) and {sub} (subcircuit {verilog_a.SUBCKT_VA})")
 
 
+@export_app.command("nir")
+@_guarded()
+def export_nir(
+    run_dir: Path = typer.Argument(..., help="A trained model folder (the --out of `ionspike train`)."),
+    output: Path = typer.Option(..., "-o", "--output", help="NIR file to write (.nir) in an existing folder."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file that is not an NIR file."),
+):
+    """Write a trained network as an NIR graph (Norse, snnTorch, Rockpool, Sinabs, Lava-DL read it).
+    LIF exports exactly; a 1M1T1R population as its nearest LIF, with the approximation's error."""
+    import json
+
+    from ionspike import io
+    from ionspike.network import nir_io
+
+    def is_nir(path):
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+        except OSError:
+            return False
+
+    target = io.check_out_file(output, option="-o", force=force, ours=is_nir)
+    graph, report = nir_io.to_graph(run_dir)
+    nir_io.write(graph, target)
+    for name, shape in report["nodes"].items():
+        _say(f"  {name}: {shape}")
+    for note in report["dropped"]:
+        _say(f"warning: not exact: {note}")
+    _say(f"test accuracy: model {report['model_test_accuracy']:.4f}, NIR graph read back {report['nir_test_accuracy']:.4f}; "
+         f"hidden spikes per sample {report['spikes_per_sample']['model']:.1f} vs "
+         f"{report['spikes_per_sample']['nir']:.1f} (mean |difference| {100 * report['count_rel_error']:.1f} %)")
+    _say(f"wrote {target} ({'exact' if report['exact'] else 'approximate'}); report: "
+         + json.dumps({k: report[k] for k in ("exact", "model_test_accuracy", "nir_test_accuracy")}))
+
+
+import_app = typer.Typer(no_args_is_help=True, help="Read networks from other tools' formats.")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("nir")
+@_guarded()
+def import_nir(
+    file: Path = typer.Argument(..., help="An NIR file of a recurrent network (as `ionspike export nir` writes)."),
+    out: Path = typer.Option(..., "--out", help="Folder for result.json (test accuracy of the network read back)."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+):
+    """Read an NIR graph into ionspike's cells and evaluate it on the task its metadata names."""
+    from ionspike import io
+    from ionspike.network import nir_io
+
+    graph = nir_io.read(file)
+    result = nir_io.evaluate_graph(graph)
+    with io.OutputFolder(out, "import-nir", force=force) as folder:
+        io.write_json(folder / "result.json", result)
+    _say(f"test accuracy {result['test_accuracy']:.4f} on {result['task']} ({result['cell']['name']} cell; "
+         f"stated in the file: {result['stated_test_accuracy']})")
+
+
 @validate_app.command("spice")
 @_guarded()
 def validate_spice(

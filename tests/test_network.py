@@ -235,6 +235,8 @@ def test_ablate_command_writes_results_table_and_figures(tmp_path, monkeypatch):
     assert "beta = 0" in v["no_ip"]["note"]
     for preset in energy.PRESETS:
         assert v["full"]["energy"]["per_preset"][preset]["total_J"] > 0
+    ops = v["full"]["energy"]["synops"]                                      # NeuroBench's form, next to energy
+    assert ops["effective_acs"] == pytest.approx(v["full"]["spikes_per_sample"] * (12 + 10))
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0].startswith("task,variant") and len(rows) == 4
     for name in ("accuracy_by_variant.png", "learning_curves.png", "raster.png"):

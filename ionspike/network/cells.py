@@ -197,3 +197,61 @@ class ALIFCell(_LeakyIntegrateAndFire):
 
     beta_adapt: float = 1.8
     name: str = "alif"
+
+
+@dataclass(frozen=True)
+class NIRLIFCell(Cell):
+    """A leaky integrate-and-fire population as NIR defines it, stepped on ionspike's bins:
+    ``tau dv/dt = (v_leak - v) + r I`` with the input held over each bin of ``bin.period`` s (the
+    exact update ``v <- d v + (1 - d)(v_leak + r I)``, ``d = e^{-T/tau}``), a spike when ``v`` reaches
+    ``v_threshold`` (at most one per bin), then ``v <- v_reset`` (``reset="to"``, NIR's rule) or
+    ``v <- v - v_threshold`` (``reset="subtract"``, ionspike's LIF). Per-neuron values are tuples
+    (the cell is hashable, so networks of equal cells share compiled code). Used for NIR graphs
+    that ionspike reads back (:mod:`ionspike.network.nir_io`) and for the LIF that approximates
+    the 1M1T1R neuron in an NIR export."""
+
+    bin: Bin
+    tau: tuple
+    r: tuple
+    v_leak: tuple
+    v_threshold: tuple
+    v_reset: tuple
+    reset: str = "to"
+    surrogate_width: float = 0.5
+    name: str = "nir-lif"
+
+    def __post_init__(self):
+        sizes = {len(getattr(self, k)) for k in ("tau", "r", "v_leak", "v_threshold", "v_reset")}
+        if len(sizes) != 1:
+            raise ParameterError(f"NIR LIF parameters have different lengths {sorted(sizes)}: allowed one per neuron")
+        if not all(math.isfinite(t) and t > 0 for t in self.tau):
+            raise ParameterError(f"tau = {min(self.tau)!r} s is out of range: allowed (0, inf) s")
+        if self.reset not in ("to", "subtract"):
+            raise ParameterError(f"reset = {self.reset!r} is unknown: allowed 'to' (NIR) or 'subtract'")
+
+    def _arrays(self):
+        f = lambda v: jnp.asarray(np.asarray(v, np.float64), jnp.float32)[None, :]  # noqa: E731  (1, neurons)
+        decay = np.exp(-self.bin.period / np.asarray(self.tau, np.float64))
+        return f(decay), f((1.0 - decay) * np.asarray(self.r)), f(self.v_leak), f(self.v_threshold), f(self.v_reset)
+
+    def draws(self, key, hidden: int, sigma_d2d: float | None = None) -> dict:
+        if hidden != len(self.tau):
+            raise ParameterError(f"hidden = {hidden}: this NIR LIF population has {len(self.tau)} neurons")
+        return {}
+
+    def rest(self, batch: int, hidden: int) -> jnp.ndarray:
+        return jnp.zeros((batch, hidden), jnp.float32)
+
+    def step(self, v, drive, key, draws):
+        decay, gain, v_leak, v_th, v_reset = self._arrays()
+        v = decay * v + (1.0 - decay) * v_leak + gain * drive
+        s = spike_fn(v - v_th, jnp.asarray(self.surrogate_width, v.dtype))
+        if self.reset == "subtract":
+            v = v - jax.lax.stop_gradient(v_th) * s
+        else:
+            v = v + jax.lax.stop_gradient(v_reset - v) * s
+        return v, s
+
+    def describe(self) -> dict:
+        return {"name": self.name, "reset": self.reset, "bin_period_s": self.bin.period,
+                "tau_s": [min(self.tau), max(self.tau)], "v_threshold": [min(self.v_threshold), max(self.v_threshold)]}

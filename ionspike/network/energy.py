@@ -42,6 +42,21 @@ def read_energy(value) -> float:
     return e
 
 
+def synops(spikes_per_sample: float, *, n_in: int, hidden: int, n_out: int, bins: int) -> dict:
+    """Synaptic operations per inference in NeuroBench's convention (``SynapticOperations``):
+    ``effective_macs``, multiply-accumulates of non-binary inputs (the analog input crossbar, applied
+    every bin: ``bins * n_in * hidden``, every input value counted as non-zero, as the crossbar
+    reads above); ``effective_acs``, accumulates triggered by spikes (each hidden spike reaches
+    ``hidden`` recurrent and ``n_out`` readout synapses); ``dense``, every synapse every bin. Spike
+    counts per layer: the hidden layer's (the input and the readout do not spike)."""
+    acs = spikes_per_sample * (hidden + n_out)
+    macs = bins * n_in * hidden
+    return {"effective_macs": float(macs), "effective_acs": float(acs), "total": float(macs + acs),
+            "dense": float(bins * (n_in * hidden + hidden * hidden + hidden * n_out)),
+            "spikes_per_layer": {"input": None, "hidden": float(spikes_per_sample), "readout": None},
+            "convention": "NeuroBench SynapticOperations (Effective_MACs, Effective_ACs, Dense), per inference"}
+
+
 def per_inference(spikes_per_sample: float, *, n_in: int, hidden: int, n_out: int, bins: int,
                   spike_energy_J: dict, read_energy_J: float = DEFAULT_READ_ENERGY_J) -> dict:
     """Energy per inference (J) for each preset, with its neuron and crossbar parts."""
@@ -52,4 +67,5 @@ def per_inference(spikes_per_sample: float, *, n_in: int, hidden: int, n_out: in
                  "crossbar_J": reads * read_energy_J}
         out[name] = {"total_J": sum(parts.values()), **parts}
     return {"per_preset": out, "synapse_reads": reads, "read_energy_J": read_energy_J,
-            "spike_energy_J": dict(spike_energy_J)}
+            "spike_energy_J": dict(spike_energy_J),
+            "synops": synops(spikes_per_sample, n_in=n_in, hidden=hidden, n_out=n_out, bins=bins)}

@@ -36,7 +36,7 @@ import numpy as np
 from ionspike import presets
 from ionspike.errors import CheckpointError, ParameterError
 from ionspike.io import atomic_write, prepare_out_dir
-from ionspike.network import cells, tasks, variants
+from ionspike.network import cells, energy, tasks, variants
 from ionspike.network.neuron import Bin
 from ionspike.network.rsnn import READOUTS, RSNN, evaluate_batch, optimizer, train_step
 
@@ -298,14 +298,15 @@ def save_model(path: Path, config: TrainConfig, digest: str, weights) -> None:
     _save_npz(path, weights, {"format": "ionspike-model-1", "config": config.to_dict(), "params_digest": digest})
 
 
-def load_model(folder: str | Path):
-    """``(config, net, weights, task)`` of a trained model folder (``ionspike train --out DIR``)."""
+def load_model(folder: str | Path, option: str = "--model"):
+    """``(config, net, weights, task)`` of a trained model folder (``ionspike train --out DIR``);
+    ``option``: how errors name the folder."""
     folder = Path(folder)
     path = folder / MODEL
     if not folder.is_dir():
-        raise ParameterError(f"--model {str(folder)!r} is not a folder: allowed the --out folder of `ionspike train`")
+        raise ParameterError(f"{option} {str(folder)!r} is not a folder: allowed the --out folder of `ionspike train`")
     if not path.is_file():
-        raise ParameterError(f"--model {str(folder)!r} holds no {MODEL}: it is not a trained model (train one with "
+        raise ParameterError(f"{option} {str(folder)!r} holds no {MODEL}: it is not a trained model (train one with "
                              "`ionspike train --out DIR`; an interrupted run has none until it finishes)")
     arrays, meta = _load_npz(path, "model")
     if meta.get("format") != "ionspike-model-1":
@@ -352,7 +353,7 @@ def evaluate(net: RSNN, weights, instance, x, y, key) -> dict:
 
 
 SUMMARY_KEYS = ("config", "neuron", "history", "best_epoch", "val_accuracy", "test_accuracy", "spikes_per_sample",
-                "firing_rate_per_bin", "epochs_done", "stopped_early", "seconds")
+                "firing_rate_per_bin", "synops", "epochs_done", "stopped_early", "seconds")
 
 
 def result_summary(result: dict) -> dict:
@@ -427,6 +428,10 @@ def train(config: TrainConfig, out: str | Path | None = None, *, progress: Calla
     return {"config": config.to_dict(), "neuron": info, "history": history, "best_epoch": best["epoch"],
             "val_accuracy": None if best["val_accuracy"] < 0 else best["val_accuracy"],
             "test_accuracy": test["accuracy"], "spikes_per_sample": test["spikes_per_sample"],
-            "firing_rate_per_bin": test["firing_rate_per_bin"], "epochs_done": len(history),
+            "firing_rate_per_bin": test["firing_rate_per_bin"],
+            "synops": None if test["spikes_per_sample"] is None else energy.synops(
+                test["spikes_per_sample"], n_in=net.n_in, hidden=net.hidden, n_out=net.n_out,
+                bins=x_te.shape[1] * net.bins_per_step),
+            "epochs_done": len(history),
             "stopped_early": bool(len(history) < config.epochs), "seconds": float(sum(r["seconds"] for r in history)),
             "weights": best_weights, "instance": instance, "net": net, "task": task}

@@ -12,7 +12,7 @@ ngspice's OSDI, VACASK; Spectre, Xyce and Qucs read the same source):
   reverse onset and rate), dissolution ``(gamma1 + beta) F``, transfer ``beta F``, residue decay
   ``gamma2 R``, resistance ``max(r_on x̄ + r_off e^{-x̄/lam}(e^{-(1-x̄)/lam} - 1)/(e^{-1/lam} - 1), r_on)``,
   ``x̄ = clip(F + R, 0, 1)``.
-* **Smoothing** (a Newton solver needs continuous derivatives): the three kinks of the law are
+* **Smoothing** (a Newton solver needs continuous derivatives; docs/model.md §3.14): the three kinks of the law are
   replaced by C¹ blends that equal the law exactly outside a window and stay within it inside:
   ``max(e, 0)`` of the drift onset becomes ``(e + w_v)²/(4 w_v)`` for ``|e| < w_v`` (the smoothed
   drive lies between the law's at ``V_m`` and at ``V_m + w_v``); ``|1 - x|`` of the gap factor becomes
