@@ -666,6 +666,72 @@ def ablate(
     _say(f"wrote {out_dir}/results.json, results.csv and figures ({results['wall_time_s'] / 60:.1f} min)")
 
 
+SWEEP_HELP = """A grid or Monte Carlo study over parameters and stimuli, run on Dask, into one Zarr store.
+
+STUDY is a TOML file (all keys optional but [axes]; SI values or unit strings):
+
+\b
+    preset = "paper"              # built-in name or preset file (relative to STUDY)
+    duration = "40 ms"
+    n = 50                        # devices per grid point
+    seed = 0
+    deterministic = false
+    metrics = ["first_spike_s", "spike_count", "fired", "energy_per_spike_J"]
+    task_size = 2048              # neurons per task (memory per worker)
+    [stimulus]
+    kind = "pulse"                # or "dc" (amplitude only)
+    amplitude = "0.8 V"
+    width = "1 ms"
+    period = "2 ms"
+    [axes]                        # parameter names (see `ionspike presets paper`) or stimulus fields
+    Rc = ["50 MOhm", "250 MOhm", "500 MOhm"]
+    amplitude = "0.6..1.2 V in 13 steps"        # or "A..B UNIT in N log steps"
+    sigma_d2d = [0, 0.1, 0.2]
+
+Metrics (per device): first_spike_s, spike_count, isi_mean_s, isi_cv, fired (its mean is P(fire)),
+switch_delay_s, energy_per_spike_J. OUT/sweep.zarr opens with xarray.open_zarr; figures land next
+to it. A rerun of the same study resumes (finished tasks are kept); runs on a local cluster of one
+worker per core, or on --scheduler / DASK_SCHEDULER_ADDRESS."""
+
+
+@app.command(help=SWEEP_HELP)
+@_guarded(resumable=True)
+def sweep(
+    study_file: Path = typer.Argument(..., metavar="STUDY", help="The study (TOML)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (sweep.zarr, figures)."),
+    scheduler: Optional[str] = typer.Option(None, help="A running Dask scheduler, e.g. tcp://127.0.0.1:8786 "
+                                            "(default: DASK_SCHEDULER_ADDRESS, else a local cluster)."),
+    workers: Optional[int] = typer.Option(None, help="Local cluster size (default: one worker per core)."),
+    force: bool = typer.Option(False, "--force", help="Start afresh in a folder that holds another study or "
+                                                      "something else."),
+):
+    from ionspike import io
+    from ionspike import study as S
+    from ionspike import sweep as W
+
+    st = S.load(study_file)
+    with io.OutputFolder(out, "sweep", force=force, resumable=True, identity=W.identity(st)) as root, \
+            _bar(TextColumn("{task.completed}/{task.total} tasks"), TimeRemainingColumn()) as bar:
+        job = bar.add_task("sweep", total=len(S.tasks(st)))
+
+        def started(total, pending, dashboard):
+            bar.update(job, completed=total - pending)
+            if pending < total:
+                _say(f"resuming: {total - pending} of {total} tasks already in the store, computing {pending}")
+            if dashboard:
+                _say(f"Dask dashboard: {dashboard}")
+
+        summary = W.run(st, root, scheduler=scheduler, workers=workers, on_start=started,
+                        on_task=lambda: bar.advance(job))
+    for f in summary["failed"]:
+        _error(f"task {f['task']} at {f['grid_point']} failed: {f['error']}")
+    _say(f"wrote {summary['store']} ({summary['computed']} tasks computed, {summary['done_before']} reused, "
+         f"{len(summary['failed'])} failed) and figures")
+    if summary["failed"]:
+        _say("rerun the same command to retry the failed tasks (see errors.json)")
+        raise typer.Exit(EXIT_FAILED)
+
+
 @app.command()
 @_guarded(resumable=True)
 def reproduce(

@@ -178,14 +178,14 @@ def _check_dt(dt: float, duration: float, p: NeuronParams, stimulus: Stimulus, v
     return int(round(n_steps))
 
 
-def draw_spread(p: NeuronParams, n: int, cycles: int, key) -> circuit.Draws:
+def draw_spread(p: NeuronParams, n: int, cycles: int, key, neuron_ids=None) -> circuit.Draws:
     """Device-to-device and cycle-to-cycle factors of ``mu`` (lognormal, median 1).
 
-    Neuron ``i``'s draws come from keys folded with ``i`` (and the cycle index), so they do
-    not depend on ``n`` or on ``cycles``.
+    Neuron ``i``'s draws come from keys folded with its id (``neuron_ids[i]``, default ``i``) and
+    the cycle index, so they do not depend on ``n``, on ``cycles`` or on the rest of the batch.
     """
     k_d2d, k_c2c = jax.random.split(key)
-    idx = jnp.arange(n)
+    idx = jnp.arange(n) if neuron_ids is None else jnp.asarray(neuron_ids, jnp.uint32)
     z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(k_d2d, i)))(idx)
     d2d = jnp.exp(jnp.broadcast_to(p.noise.sigma_d2d_ln_mu, (n,)) * z)
     c2c = None
@@ -247,6 +247,7 @@ def simulate(
     progress: Callable[[float], None] | None = None,
     devices: Any = "auto",
     stages: int = 1,
+    neuron_ids: Any = None,
 ) -> xr.Dataset:
     """Simulate a batch of 1M1T1R neurons.
 
@@ -278,6 +279,9 @@ def simulate(
             neurons, stage 0 driven by ``stimulus`` and stage ``k`` by the voltage on stage
             ``k-1``'s load (:func:`ionspike.circuit.cascade_input`). Neurons are laid out
             stage-major and the Dataset gets a ``stage`` coordinate on ``neuron``.
+        neuron_ids: ``(n,)`` distinct integers in [0, 2^32) naming each neuron's random streams
+            (spread and noise; default ``0..n-1``): a neuron with the same id, parameters and
+            stimulus gives the same result in any batch (studies split over workers use it).
 
     Returns:
         ``xarray.Dataset`` with dims ``time`` × ``neuron`` (recorded signals), ``spike`` and
@@ -325,6 +329,14 @@ def simulate(
     if stages > 1:
         p = jax.tree.map(lambda a: np.tile(np.asarray(a), stages) if np.ndim(a) else a, p)
 
+    if neuron_ids is not None:
+        if stages > 1:
+            raise ParameterError("neuron_ids applies to single neurons (stages = 1)")
+        ids = np.asarray(neuron_ids)
+        if (ids.shape != (n,) or not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0
+                or ids.max() >= 2**32 or np.unique(ids).size != n):
+            raise ParameterError(f"neuron_ids of shape {ids.shape}: allowed {n} distinct integers in [0, 2^32)")
+        neuron_ids = ids.astype(np.uint32)
     k_spread, k_noise = _keys(seed)
     stochastic_noise = math.isfinite(float(np.min(p.noise.n_eff)))
     stim = _tile_stimulus(stimulus.batched(chains), stages) if stages > 1 else stimulus.batched(n)
@@ -332,7 +344,7 @@ def simulate(
 
     slots = 4
     while True:
-        draws = draw_spread(jparams, n, max_events + 1, k_spread)
+        draws = draw_spread(jparams, n, max_events + 1, k_spread, neuron_ids)
         state0 = circuit.rest_state(jparams, draws)
         init = _initial_signals(state0, stim, jparams, stages)
         step = _neuron_step if stages == 1 else _CascadeStep(stages)
@@ -343,7 +355,7 @@ def simulate(
             record=Record(every=record_every, signals=signals, max_events=max_events, event_slots=slots),
             key=k_noise if stochastic_noise else None,
             n_noise=circuit.N_NOISE if stochastic_noise else 0,
-            initial_signals=init, throw=throw, progress=progress, devices=devices,
+            initial_signals=init, throw=throw, progress=progress, devices=devices, neuron_ids=neuron_ids,
         )
         needed = max(int(c.max(initial=0)) for c in sol.event_counts.values())
         if needed <= max_events and sol.max_events_per_chunk <= slots:

@@ -136,6 +136,7 @@ def solve(
     progress: Callable[[float], None] | None = None,
     segments: int = 20,
     devices: Any = "auto",
+    neuron_ids: Any = None,
 ) -> Solution:
     """Integrate ``step`` for ``n_steps`` steps of ``scheme.dt``.
 
@@ -152,6 +153,8 @@ def solve(
         key: PRNG key for the noise (``None`` with ``n_noise = 0``).
         n_noise: standard normals per neuron-step (0 = deterministic, no draws).
         initial_signals: the recorded signals at ``t = 0``.
+        neuron_ids: ``(n,)`` integers naming each neuron's noise stream (``fold_in(key, id)``;
+            default ``0..n-1``): a neuron given the same id in another batch draws the same noise.
         throw: raise :class:`SolverError` on a non-finite state; else report ``t_fail``.
         progress: called with the completed fraction after every segment.
         devices: ``"auto"`` splits the neuron axis over all devices of the default backend
@@ -176,7 +179,8 @@ def solve(
     substeps = max(1, int(scheme.noise_substeps))
     run_segment = _compiled(step, n, n_steps, dt, chunk, every // chunk, blocks_per_seg, signal_names, n_noise,
                             substeps)
-    neuron_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n)) if n_noise else None
+    ids = jnp.arange(n) if neuron_ids is None else jnp.asarray(neuron_ids, jnp.uint32)
+    neuron_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids) if n_noise else None
 
     probe = jax.eval_shape(
         lambda s, st, a: step(s, jnp.broadcast_to(st.value(jnp.float64(0.0)), (n,)), dt,

@@ -58,7 +58,8 @@ def solve_drain(v_g, v_d_prev, p: EKV | SquareLaw, r_l, v_dd, c_l, dt, *, tol=1e
     replaced by bisection
     whenever they leave the bracket. ``unrolled`` iterations always run (they fuse into
     one kernel and, warm-started, converge in the common case); a loop then continues
-    only while some element's last step exceeds ``tol·V_DD`` (at most ``max_iter`` more).
+    only while some element's last step exceeds ``tol·V_DD`` (at most ``max_iter`` more); an
+    element that has converged stops there, so its result does not depend on the rest of the batch.
     Newton converges quadratically, so a last step below ``1e-6 V_DD`` leaves an error of
     order ``1e-12 V_DD`` (the bracket guarantees convergence where Newton would not).
     With ``c_l = 0`` this is the quasi-static drain.
@@ -75,17 +76,20 @@ def solve_drain(v_g, v_d_prev, p: EKV | SquareLaw, r_l, v_dd, c_l, dt, *, tol=1e
     scale = tol * hi
 
     def newton(carry):
-        v, lo, hi, _, it = carry
+        # an element stops at its own convergence (its last step <= tol V_DD): its value never
+        # depends on how long the rest of the batch iterates
+        v, lo0, hi0, last, it = carry
+        active = jnp.abs(last) > scale
         i_d, di = drain_current(v_g, v, p)
         g = (v_dd - v) / r_l - i_d - c_dt * (v - v_d_prev)
         dg = -1.0 / r_l - di - c_dt
-        lo = jnp.where(g > 0, v, lo)
-        hi = jnp.where(g <= 0, v, hi)
+        lo = jnp.where(active & (g > 0), v, lo0)
+        hi = jnp.where(active & (g <= 0), v, hi0)
         step = -g / dg
         trial = v + step
         inside = (trial >= lo) & (trial <= hi)
-        v_new = jnp.where(inside, trial, 0.5 * (lo + hi))
-        return v_new, lo, hi, v_new - v, it + 1
+        v_new = jnp.where(active, jnp.where(inside, trial, 0.5 * (lo + hi)), v)
+        return v_new, lo, hi, jnp.where(active, v_new - v, 0.0), it + 1
 
     carry = (v0, lo, hi, jnp.full_like(v0, jnp.inf), 0)
     for _ in range(unrolled):

@@ -1,0 +1,101 @@
+"""Run a study's tasks on Dask (``dask.distributed``): from a laptop to a cluster.
+
+One job: take tasks, submit them, hand each result (or failure) to the caller as it finishes.
+What a task is and where its result goes belong to the caller (:mod:`ionspike.sweep` writes
+Zarr regions; ``ablate`` writes training-run folders); the runner knows neither.
+
+* **Where**: by default a ``LocalCluster`` of one single-threaded worker process per core (each
+  worker's XLA is told to use one thread, so workers do not fight over cores); ``scheduler`` (or
+  the ``DASK_SCHEDULER_ADDRESS`` environment variable) connects to an existing cluster
+  (``dask scheduler`` / ``dask worker``, dask-jobqueue, dask-mpi). An unreachable address is an
+  error after ``timeout`` seconds, not a hang.
+* **Faults**: a worker that dies mid-task costs only its task, which Dask runs again elsewhere
+  (up to ``distributed.scheduler.allowed-failures`` times); a task that raises is reported to
+  ``on_error`` and the other tasks go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from ionspike.errors import ParameterError
+
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+#: one XLA thread per worker process (JAX's CPU backend otherwise uses every core in each worker)
+WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+@dataclass
+class Runner:
+    """A Dask client for the duration of a ``with`` block.
+
+    ``scheduler``: an address (``tcp://HOST:PORT``) of a running scheduler, or None for the
+    environment's ``DASK_SCHEDULER_ADDRESS`` or else a local cluster of ``workers`` processes
+    (default: one per core)."""
+
+    scheduler: str | None = None
+    workers: int | None = None
+    timeout: float = 20.0
+    client: Any = None
+    cluster: Any = None
+
+    def __enter__(self) -> "Runner":
+        from distributed import Client, LocalCluster
+
+        address = self.scheduler or os.environ.get(SCHEDULER_ENV) or None
+        if address is not None:
+            if not isinstance(address, str) or ":" not in address:
+                raise ParameterError(f"--scheduler {address!r}: allowed an address such as tcp://127.0.0.1:8786")
+            try:
+                self.client = Client(address, timeout=f"{self.timeout}s")
+            except (OSError, TimeoutError) as exc:
+                raise ParameterError(f"--scheduler {address!r} is not reachable within {self.timeout:g} s: {exc}") \
+                    from None
+        else:
+            n = self.workers if self.workers is not None else (os.cpu_count() or 1)
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024:
+                raise ParameterError(f"--workers {n!r} is out of range: allowed integers 1..1024")
+            env = dict(WORKER_ENV)
+            for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+                if name in os.environ:
+                    env[name] = os.environ[name]
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                        env=env, silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    @property
+    def dashboard(self) -> str | None:
+        try:
+            return self.client.dashboard_link
+        except Exception:  # noqa: BLE001 -- no dashboard (bokeh missing): nothing to print
+            return None
+
+    def run(self, fn: Callable, tasks: Iterable, *, on_result: Callable[[Any, Any], None],
+            on_error: Callable[[Any, BaseException], None], args: tuple = ()) -> None:
+        """Submit ``fn(*args, task)`` for every task; call ``on_result(task, result)`` (in this
+        process, one at a time, in completion order) or ``on_error(task, exception)``."""
+        from distributed import as_completed
+
+        shared = tuple(self.client.scatter(a, broadcast=True) for a in args)
+        futures = {}
+        for task in tasks:
+            fut = self.client.submit(fn, *shared, task, pure=False)
+            futures[fut] = task
+        for fut in as_completed(futures):
+            task = futures[fut]
+            if fut.status == "error":
+                on_error(task, fut.exception())
+            else:
+                on_result(task, fut.result())
+            fut.release()
