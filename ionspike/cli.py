@@ -626,6 +626,10 @@ def ablate(
     epochs: Optional[int] = typer.Option(None, help="Override the epochs of the chosen settings."),
     n_train: Optional[int] = typer.Option(None, help="Override the training-set size of the chosen settings."),
     read_energy: str = typer.Option("1 fJ", help="Energy of one synapse read in the crossbars."),
+    workers: Optional[int] = typer.Option(None, help="Train the runs on a local Dask cluster of this many worker "
+                                          "processes (default: one run after the other in this process)."),
+    scheduler: Optional[str] = typer.Option(None, help="Train the runs on a running Dask scheduler, e.g. "
+                                            "tcp://127.0.0.1:8786 (shared filesystem for --out)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Train every variant of the neuron (and LIF/ALIF) x seeds x tasks; accuracy, rate, energy, significance."""
@@ -651,10 +655,18 @@ def ablate(
         for v in names:
             A.run_config(t, v, 0, settings)       # validates hidden, epochs, n_train for every run
     total = len(names) * seeds * len(tasks_) * settings["epochs"]
-    with io.OutputFolder(out, "ablate", force=force, resumable=True) as out_dir, _epoch_bar() as bar:
+    from ionspike.runner import Runner
+
+    distributed = workers is not None or scheduler is not None
+    with io.OutputFolder(out, "ablate", force=force, resumable=True) as out_dir, \
+            (Runner(scheduler=scheduler, workers=workers) if distributed else contextlib.nullcontext()) as runner, \
+            _epoch_bar() as bar:
+        if runner is not None and runner.dashboard:
+            _say(f"Dask dashboard: {runner.dashboard}")
         job = bar.add_task("ablation", total=total)
         results = A.ablate(tasks_, names, seeds, mode=mode, out=out_dir, overrides=overrides, read_energy=read_energy_J,
-                           progress=lambda d, n, label: bar.update(job, completed=d, description=escape(label)))
+                           progress=lambda d, n, label: bar.update(job, completed=d, description=escape(label)),
+                           runner=runner)
         figs.plot_ablation(out_dir / "results.json", out_dir)
     for t, entry in results["tasks"].items():
         err.print(f"[bold]{escape(t)}[/]")
@@ -741,16 +753,23 @@ def reproduce(
     measured: Optional[Path] = typer.Option(None, help="Folder of measured data in the shared/data layout (calibration)."),
     force: bool = typer.Option(False, "--force", help="Rerun every stage (finished ones too) and write into a folder "
                                                       "that holds something else."),
+    workers: Optional[int] = typer.Option(None, help="Run the protocols and training runs on a local Dask cluster of "
+                                          "this many workers (default: in this process)."),
+    scheduler: Optional[str] = typer.Option(None, help="Run them on a running Dask scheduler (tcp://HOST:PORT)."),
 ):
     """The whole study: characteristics, energy, published vs ours, calibration, RSNN ablation -> one report."""
     from ionspike import io
     from ionspike import reproduce as R
 
     mode = "tiny" if tiny else ("quick" if quick else "full")
-    with _bar(TextColumn("{task.percentage:>3.0f}%")) as bar:
+    from ionspike.runner import Runner
+
+    distributed = workers is not None or scheduler is not None
+    with (Runner(scheduler=scheduler, workers=workers) if distributed else contextlib.nullcontext()) as runner, \
+            _bar(TextColumn("{task.percentage:>3.0f}%")) as bar:
         jobs = {name: bar.add_task(f"{name:18s}", total=1.0) for name in R.STAGES}
         summary = R.run(out, mode=mode, measured=measured, force=force,
-                        progress=lambda name, f: bar.update(jobs[name], completed=f))
+                        progress=lambda name, f: bar.update(jobs[name], completed=f), runner=runner)
     pub = summary["stages"]["published"]
     root = io.normalize(out)
     _say(f"published numbers within tolerance: {pub['passed']}/{pub['total']}; wrote {root}/index.html and summary.json")

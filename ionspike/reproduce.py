@@ -68,18 +68,39 @@ def _characteristics(folder: Path, mode: str, ctx: dict, progress) -> dict:
 
     metrics, datasets = {}, {}
     names = protocols.names()
+
+    def save(name, result):
+        ds, m = result
+        io.write_netcdf(folder / f"{name}.nc", ds)
+        figs.plot(name, io.read_netcdf(folder / f"{name}.nc"), folder / name)
+        io.write_json(folder / f"{name}.json", m)
+
+    runner = ctx.get("runner")
+    pending = [n for n in names if not (folder / f"{n}.json").exists()]
+    if runner is not None and pending:      # every protocol a task on the Dask workers, saved here as it finishes
+        failures = []
+        runner.run(_protocol, [(n, STUDY_PRESET, MODES[mode]["trials"]) for n in pending],
+                   on_result=lambda item, r: save(item[0], r),
+                   on_error=lambda item, e: failures.append(f"{item[0]}: {type(e).__name__}: {e}"))
+        if failures:
+            raise RuntimeError("protocol(s) failed: " + "; ".join(failures))
     for i, name in enumerate(names):
         done = folder / f"{name}.json"
         if not done.exists():
-            ds, m = protocols.run(name, STUDY_PRESET, trials=MODES[mode]["trials"], seed=0)
-            io.write_netcdf(folder / f"{name}.nc", ds)
-            figs.plot(name, io.read_netcdf(folder / f"{name}.nc"), folder / name)
-            io.write_json(done, m)
+            save(name, protocols.run(name, STUDY_PRESET, trials=MODES[mode]["trials"], seed=0))
         metrics[name] = json.loads(done.read_text())
         datasets[name] = io.read_netcdf(folder / f"{name}.nc")
         progress((i + 1) / len(names))
     figs.summary(datasets, folder / "summary.png")
     return {"preset": STUDY_PRESET, "metrics": metrics, "figures": [f"{n}.png" for n in names] + ["summary.png"]}
+
+
+def _protocol(item):
+    """One protocol run (a task of the runner): ``(Dataset, metrics)``."""
+    from ionspike import protocols
+
+    name, preset, trials = item
+    return protocols.run(name, preset, trials=trials, seed=0)
 
 
 def _stochastic_preset(folder: Path, mode: str, ctx: dict, progress) -> dict:
@@ -139,7 +160,8 @@ def _ablation(folder: Path, mode: str, ctx: dict, progress) -> dict:
 
     spec = MODES[mode]["ablation"]
     results = A.ablate(spec["tasks"], spec["variants"], spec["seeds"], mode=spec.get("mode", "quick"), out=folder,
-                       overrides=spec["settings"], progress=lambda d, n, label: progress(d / n))
+                       overrides=spec["settings"], progress=lambda d, n, label: progress(d / n),
+                       runner=ctx.get("runner"))
     figs.plot_ablation(folder / "results.json", folder)
     table = {t: {v: {k: s[k] for k in ("accuracy_mean", "accuracy_std", "accuracy_ci95", "accuracy", "p_value_vs_full",
                                         "p_holm_vs_full", "delta_vs_full", "best_epoch_mean", "firing_rate_per_bin",
@@ -158,16 +180,18 @@ RUNNERS = {"characteristics": _characteristics, "stochastic_preset": _stochastic
 
 
 def run(out: str | Path = "report", *, mode: str = "quick", measured: str | Path | None = None, force: bool = False,
-        progress: Callable[[str, float], None] | None = None, command: str | None = None) -> dict:
+        progress: Callable[[str, float], None] | None = None, command: str | None = None, runner=None) -> dict:
     """Run (or resume) every stage into ``out`` and write ``summary.json`` and ``index.html``.
 
     ``force`` reruns every stage (finished ones too) and accepts a folder that holds something
-    other than this report."""
+    other than this report. ``runner``: an open :class:`ionspike.runner.Runner` on whose workers the
+    characteristics' protocols and the ablation's training runs go (None: in this process); the
+    results are the same."""
     if measured is not None and not Path(measured).is_dir():
         raise ParameterError(f"--measured {str(measured)!r} is not a folder: allowed a folder in the shared/data layout")
     folder = output_folder(out, mode, force=force)
     command = command or " ".join(shlex.quote(a) for a in ["ionspike", *sys.argv[1:]])
-    ctx: dict = {"measured": None if measured is None else str(Path(measured).resolve())}
+    ctx: dict = {"measured": None if measured is None else str(Path(measured).resolve()), "runner": runner}
     timing = {}
     with folder as root:
         for name in STAGES:

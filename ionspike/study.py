@@ -288,8 +288,28 @@ def compute(study: Study, params, task: Task) -> dict[str, np.ndarray]:
     p = P.replace(params, **overrides) if overrides else params
     stim = PulseTrain(**stim_values) if kind == "pulse" else DC(**stim_values)
     ds = simulate(p, stim, duration=study.duration, dt=study.dt, n=full, seed=study.seed,
-                  deterministic=study.deterministic, signals=(), neuron_ids=ids, devices=None)
+                  deterministic=study.deterministic, signals=(), neuron_ids=ids, devices=None,
+                  max_events=max_events(study, params))
     return {k: v[:size].reshape(block) for k, v in metrics_of(ds, study.metrics).items()}
+
+
+def max_events(study: Study, params) -> int:
+    """One event-buffer size for every task of the study (simulate's automatic rule, taken at the
+    study's smallest R_c C_g), so that all tasks share one compiled program; a buffer that
+    overflows still grows and the task reruns, values unchanged."""
+    from ionspike import params as P
+    from ionspike.simulate import AUTO_MAX_EVENTS_CAP, BASE_MAX_EVENTS
+
+    r_c, c_g = float(np.min(params.circuit.r_c)), float(np.min(params.circuit.c_g))
+    for name, values in study.axes:
+        if name in STIMULUS_FIELDS["pulse"]:
+            continue
+        path = P.resolve_name(params, name)
+        if path == ("circuit", "r_c"):
+            r_c = min(values)
+        elif path == ("circuit", "c_g"):
+            c_g = min(values)
+    return int(min(BASE_MAX_EVENTS + math.ceil(study.duration / (r_c * c_g)), AUTO_MAX_EVENTS_CAP))
 
 
 def metrics_of(ds, names) -> dict[str, np.ndarray]:

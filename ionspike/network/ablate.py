@@ -75,23 +75,66 @@ def _raster(result: dict, samples: int = 1) -> list:
     return [[int(i), int(j)] for i, j in zip(b, n)]
 
 
-def _run_one(config: TrainConfig, folder: Path, task, on_epoch) -> dict:
+def _finished(config: TrainConfig, folder: Path) -> dict | None:
+    """The run's saved result if it finished with these settings, else None."""
     done = folder / "result.json"
     if done.exists():
         saved = json.loads(done.read_text())
         if saved.get("config") == jsonable(config.to_dict()):
-            for row in saved["history"]:
-                on_epoch(row)
-            for _ in range(config.epochs - len(saved["history"])):   # stopped early: the bar still completes
-                on_epoch(None)
             return saved
-    result = train(config, folder, task=task, progress=lambda e, n, row: on_epoch(row))
-    for _ in range(config.epochs - result["epochs_done"]):
-        on_epoch(None)
+    return None
+
+
+def train_run(config: TrainConfig, folder: Path, task=None, on_epoch=None) -> dict:
+    """Train one run into ``folder`` (resuming its checkpoint) and write its ``result.json``; the
+    unit of work of the study, in this process or on a Dask worker (:mod:`ionspike.runner`)."""
+    folder = Path(folder)
+    result = train(config, folder, task=task,
+                   progress=None if on_epoch is None else (lambda e, n, row: on_epoch(row)))
     keep = result_summary(result)
     keep["raster"] = _raster(result) if config.seed == 0 else None
-    write_json(done, keep)
-    return json.loads(done.read_text())
+    write_json(folder / "result.json", keep)
+    return json.loads((folder / "result.json").read_text())
+
+
+def _run_one(config: TrainConfig, folder: Path, task, on_epoch) -> dict:
+    saved = _finished(config, folder)
+    if saved is None:
+        saved = train_run(config, folder, task, on_epoch)
+        for _ in range(config.epochs - saved["epochs_done"]):
+            on_epoch(None)
+        return saved
+    for row in saved["history"]:
+        on_epoch(row)
+    for _ in range(config.epochs - len(saved["history"])):   # stopped early: the bar still completes
+        on_epoch(None)
+    return saved
+
+
+def _run_distributed(configs: dict, root: Path, runner, on_epoch) -> None:
+    """Train every unfinished run on the runner's workers (each writes its own folder); finished
+    runs are left as they are. A run that fails is reported after the others have finished."""
+    pending = [(key, cfg, root / "runs" / key[0] / key[1] / f"seed{key[2]}") for key, cfg in configs.items()
+               if _finished(cfg, root / "runs" / key[0] / key[1] / f"seed{key[2]}") is None]
+    failures = []
+
+    def ok(item, result):
+        for row in result["history"]:
+            on_epoch(row)
+        for _ in range(item[1].epochs - result["epochs_done"]):
+            on_epoch(None)
+
+    def bad(item, exc):
+        failures.append(f"{'/'.join(map(str, item[0]))}: {type(exc).__name__}: {exc}")
+
+    runner.run(_train_item, pending, on_result=ok, on_error=bad)
+    if failures:
+        raise RuntimeError(f"{len(failures)} training run(s) failed: " + "; ".join(failures))
+
+
+def _train_item(item) -> dict:
+    _, config, folder = item
+    return train_run(config, folder)
 
 
 def interval95(values) -> tuple[float, float] | tuple[None, None]:
@@ -144,8 +187,10 @@ def _summary(runs: list[dict], full: list[float] | None, energies: dict, shape: 
 
 def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, mode: str = "quick", out: str | Path,
            overrides: dict | None = None, read_energy="1 fJ", preset: str = "paper",
-           progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """Run the study; returns (and writes to ``out``) the results."""
+           progress: Callable[[int, int, str], None] | None = None, runner=None) -> dict:
+    """Run the study; returns (and writes to ``out``) the results. ``runner``: an open
+    :class:`ionspike.runner.Runner` to train the runs on its Dask workers (None: one after the
+    other in this process); the results are the same either way."""
     if mode not in SETTINGS:
         raise ParameterError(f"mode = {mode!r} is unknown: allowed {', '.join(SETTINGS)}")
     if not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
@@ -159,6 +204,13 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
     total = sum(c.epochs for c in configs.values())
     done = [0]
     t_start = time.perf_counter()
+    if runner is not None:
+        def counted(row):
+            done[0] += 1
+            if progress:
+                progress(done[0], total, "runs on the Dask workers")
+
+        _run_distributed(configs, root, runner, counted)
     results = {"version": __version__, "mode": mode, "settings": settings, "seeds": seeds, "preset": preset,
                "variants": variant_list, "tasks": {}, **energies, "energy_assumptions": E.__doc__.strip(),
                "statistics": "accuracy: mean over seeds with a two-sided 95 % Student-t interval; p: Welch's t-test "
