@@ -104,7 +104,6 @@ def _worker_peak_mb():
 
 def part_monte_carlo(tmp: Path, devices: int) -> dict:
     from ionspike import sweep as W
-    from ionspike.runner import Runner
 
     study = _study(preset="paper", duration="15 ms", n=devices, task_size=2048, axes={},
                    metrics=["fired", "switch_delay_s", "first_spike_s"],
