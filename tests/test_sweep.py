@@ -206,3 +206,18 @@ def test_tasks_tile_the_grid_and_neurons_keep_their_ids():
     for t in S.tasks(st):
         cover[tuple(slice(a, b) for a, b in t.slices)] += 1
     assert np.all(cover == 1) and S.chunk_shape(st) == (1, 2, 6)
+
+
+def test_reproduce_protocol_on_the_runner_equals_in_process():
+    """`reproduce --workers` sends each protocol to the runner: the metrics are the same as in process."""
+    from ionspike import protocols
+    from ionspike import reproduce as R
+
+    item = ("refractory", R.STUDY_PRESET, R.MODES["tiny"]["trials"])
+    with Runner(workers=1) as runner:
+        got = []
+        runner.run(R._protocol, [item], on_result=lambda t, r: got.append(r), on_error=lambda t, e: got.append(e))
+    assert len(got) == 1 and isinstance(got[0], tuple), got
+    _, metrics = got[0]
+    _, local = protocols.run(*item[:2], trials=item[2], seed=0)
+    assert metrics == local
