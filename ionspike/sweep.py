@@ -56,23 +56,41 @@ def _template(study: S.Study):
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
+def _readable(path: Path, study: S.Study) -> bool:
+    import xarray as xr
+
+    try:
+        with xr.open_zarr(path) as ds:
+            return ds.attrs.get("study") == study.identity()
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def open_store(root: Path, study: S.Study, *, fresh: bool = False):
     """The store of ``study`` in ``root`` (created when missing, unreadable, of another study, or
     ``fresh``); returns ``(path, done flags)``."""
-    import xarray as xr
-
     path = root / STORE
-    if path.exists() and not fresh:
-        try:
-            with xr.open_zarr(path) as ds:
-                if ds.attrs.get("study") == study.identity():
-                    return path, np.asarray(ds["task_done"].values, bool)
-        except Exception:  # noqa: BLE001 -- a store cut short while being created: make it again
-            pass
+    if not fresh and _readable(path, study):
+        return _existing(root, study)
     if path.exists():
         shutil.rmtree(path)
     # Zarr format 2 with consolidated metadata: read by every Zarr implementation, opened in one read
     _template(study).to_zarr(path, mode="w", compute=False, consolidated=True, zarr_format=2)
+    return path, np.zeros(len(S.tasks(study)), bool)
+
+
+def _existing(root: Path, study: S.Study):
+    """``(path, done flags)`` of the study's store if it exists and is this study's, else no flags set."""
+    import xarray as xr
+
+    path = root / STORE
+    if path.exists():
+        try:
+            with xr.open_zarr(path) as ds:
+                if ds.attrs.get("study") == study.identity():
+                    return path, np.asarray(ds["task_done"].values, bool)
+        except Exception:  # noqa: BLE001 -- unreadable: open_store makes it again
+            pass
     return path, np.zeros(len(S.tasks(study)), bool)
 
 
@@ -103,7 +121,7 @@ def run(study: S.Study, root: Path, *, scheduler: str | None = None, workers: in
     from ionspike.runner import Runner
 
     all_tasks = S.tasks(study)
-    path, done = open_store(root, study)
+    path, done = _existing(root, study)
     pending = [t for t in all_tasks if not done[t.index]]
     failed = []
     summary = {"tasks": len(all_tasks), "done_before": int(done.sum()), "computed": 0, "failed": failed,
@@ -111,7 +129,8 @@ def run(study: S.Study, root: Path, *, scheduler: str | None = None, workers: in
     errors = root / "errors.json"
     if pending:
         params = study.params()
-        with Runner(scheduler=scheduler, workers=workers) as runner:
+        with Runner(scheduler=scheduler, workers=workers) as runner:   # connected before anything is written
+            path, done = open_store(root, study)
             if on_start is not None:
                 on_start(len(all_tasks), len(pending), runner.dashboard)
 
@@ -128,7 +147,7 @@ def run(study: S.Study, root: Path, *, scheduler: str | None = None, workers: in
                     on_task()
 
             runner.run(S.compute, pending, on_result=ok, on_error=bad, args=(study, params))
-    elif on_start is not None:
+    elif on_start is not None:          # every task already in the store
         on_start(len(all_tasks), 0, None)
     if failed:
         write_json(errors, {"failed": failed})
