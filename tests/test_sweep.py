@@ -173,8 +173,7 @@ def test_a_task_that_raises_is_reported_and_the_rest_completes(tmp_path):
     from ionspike import sweep as W
 
     st = S.from_dict(tomllib.loads(STUDY.format(task_size=6).replace('"1.0..1.2 V in 3 steps"', "[1.0, 1.2]")))
-    # a grid point the simulator refuses (dt too coarse for this R_c's decay is fine; a negative
-    # growth-rate scale is not): mu = -1 at one point
+    # a grid point the simulator refuses: mu = -1 (out of range) at one of two points
     bad = S.Study(**{**st.__dict__, "axes": (("mu", (550.0, -1.0)),), "n": 2, "task_size": 2})
     with Runner(workers=1) as runner:
         failures, results = [], []

@@ -61,6 +61,14 @@ def exportable(params: NeuronParams) -> tuple[NeuronParams, str | None]:
     return replace(params, N_eff=float("inf"), sigma_c2c=0.0), note
 
 
+def level1(tr) -> tuple[float, float, float]:
+    """``(K, V_T, lambda)`` of the SPICE level-1 MOSFET that stands for the transistor: exact for the
+    square law, the EKV strong-inversion limit ``K = beta/(2n)`` otherwise (see the module docstring)."""
+    if isinstance(tr, SquareLaw):
+        return float(tr.k), float(tr.v_t), float(tr.lambda_clm)
+    return float(tr.beta) / (2 * float(tr.n)), float(tr.v_t0), float(tr.lambda_clm)
+
+
 def check_copies(n, name: str = "n") -> int:
     """``n`` as the number of neuron copies in a deck: an integer 1..MAX_COPIES, else :class:`SpiceError`."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_COPIES:
@@ -176,10 +184,7 @@ def netlist(params: NeuronParams, stimulus: Stimulus, *, duration: float, dt: fl
         ".func xb(a,b) {min(max(a+b,0),1)}",
         "",
     ]
-    if isinstance(tr, SquareLaw):
-        k, vt, lam_clm = float(tr.k), float(tr.v_t), float(tr.lambda_clm)
-    else:
-        k, vt, lam_clm = float(tr.beta) / (2 * float(tr.n)), float(tr.v_t0), float(tr.lambda_clm)
+    k, vt, lam_clm = level1(tr)
     if model == "mosfet":
         lines += ["* ---- transistor: SPICE level 1, kp = 2K (exact for the square law; EKV strong-inversion limit) ----",
                   f".model nch nmos level=1 vto={_g(vt)} kp={_g(2 * k)} lambda={_g(lam_clm)}", ""]

@@ -46,8 +46,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ionspike import __version__
-from ionspike.params import NeuronParams, SquareLaw
+from ionspike.params import NeuronParams
 from ionspike.spice.deck import SpiceError, comment, number
+from ionspike.spice.netlist import level1
 
 MODULE = "ionspike_dm"
 SUBCKT_VA = "neuron1m1t1r_va"
@@ -218,10 +219,7 @@ def subcircuit(params: NeuronParams, *, va_file: str = "dm.va", title: str = "")
     osdi = (va_file[:-3] if va_file.endswith(".va") else va_file) + ".osdi"
     c, tr = params.circuit, params.transistor
     circ = {k: _scalar(getattr(c, k), f"circuit.{k}") for k in ("c_g", "r_c", "r_l", "v_dd", "c_l")}
-    if isinstance(tr, SquareLaw):
-        k, vt, lam_clm = float(tr.k), float(tr.v_t), float(tr.lambda_clm)
-    else:
-        k, vt, lam_clm = float(tr.beta) / (2 * float(tr.n)), float(tr.v_t0), float(tr.lambda_clm)
+    k, vt, lam_clm = level1(tr)     # the same stand-in MOSFET as the ngspice deck
     model_params = " ".join(f"{name}={number(v)}" for name, v in vals.items())
     lines = [
         f"* ionspike {__version__}: 1M1T1R neuron with the Verilog-A diffusive memristor ({MODULE})",
