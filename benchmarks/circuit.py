@@ -1,6 +1,6 @@
 """Circuit-level throughput: ionspike vs ngspice on the same 1M1T1R neuron and stimulus.
 
-One command:  python benchmarks/circuit.py            (add --quick for a short run)
+One command:  python benchmarks/circuit.py            (add --quick for a short run, --json OUT for data)
 
 For each batch size N it runs the paper preset on the 300 ms protocol (0.8 V, 1 ms on /
 1 ms off, dt = 2 µs), deterministic and stochastic, and prints wall time, compile time
@@ -9,6 +9,10 @@ and the ratio to ngspice's neuron-seconds per wall-second measured in this same 
 equivalent deck (behavioural sources for F and R, level-1 MOSFET, 2 µs maximum step).
 It also prints the floor: XLA's count of floating-point work per neuron-step over this
 machine's measured arithmetic and transcendental rates, and how far the code is from it.
+
+A second table runs the same protocol with adaptive stepping (``--rtol``/``--atol``): accepted and
+rejected steps per neuron, the lockstep loop's iterations, and the step reduction against the fixed
+2 µs scheme.
 
 The ngspice deck is ionspike.spice's export of the same neuron (level-1 transistor); its
 time includes reading ngspice's raw output back.
@@ -89,11 +93,11 @@ def step_cost() -> dict:
     return {"flops": float(cost.get("flops", 0)), "transcendentals": float(cost.get("transcendentals", 0))}
 
 
-def run_ionspike(n: int, duration: float, deterministic: bool) -> dict:
+def run_ionspike(n: int, duration: float, deterministic: bool, tolerances: dict | None = None) -> dict:
     import ionspike as isp
 
     stim = isp.PulseTrain(**PROTOCOL)
-    kw = dict(n=n, seed=1, dt=DT, deterministic=deterministic, signals=())
+    kw = dict(n=n, seed=1, dt=DT, deterministic=deterministic, signals=(), **(tolerances or {}))
     t0 = time.perf_counter()
     ds = isp.simulate("paper", stim, duration=duration, **kw)
     first_call = time.perf_counter() - t0
@@ -101,7 +105,11 @@ def run_ionspike(n: int, duration: float, deterministic: bool) -> dict:
     ds = isp.simulate("paper", stim, duration=duration, **kw)
     wall = time.perf_counter() - t0
     first = ds.spike_time.isel(spike=0).values
+    adaptive = "steps_accepted" in ds
     return {"wall": wall, "compile": max(first_call - wall, 0.0), "spikes": int(ds.spike_count.sum()),
+            "steps": float(ds.steps_accepted.mean()) if adaptive else duration / DT,
+            "rejected": float(ds.steps_rejected.mean()) if adaptive else 0.0,
+            "iterations": int(ds.attrs["loop_iterations"]) if adaptive else round(duration / DT),
             "first_spike_0": float(first[0]),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
@@ -115,6 +123,9 @@ def main(argv=None):
     ap.add_argument("--ngspice-sizes", default="1,10")
     ap.add_argument("--ngspice-cap", type=float, default=300.0, help="s, cap per ngspice run")
     ap.add_argument("--quick", action="store_true", help="sizes 1,1000 and ngspice N=1 only")
+    ap.add_argument("--rtol", type=float, default=1e-4, help="adaptive rows: relative tolerance")
+    ap.add_argument("--atol", type=float, default=1e-7, help="adaptive rows: absolute tolerance")
+    ap.add_argument("--json", default=None, help="also write the rows as JSON to this file")
     ap.add_argument("--host-devices", type=int, default=os.cpu_count(),
                     help="CPU devices XLA exposes (one per core lets ionspike split big batches; 1 = off)")
     args = ap.parse_args(argv)
@@ -155,6 +166,7 @@ def main(argv=None):
     header = f"{'mode':13s} {'N':>7s} {'sim s':>6s} {'wall s':>8s} {'compile s':>9s} {'neuron-s/s':>11s} " \
              f"{'ns/n-step':>9s} {'x floor':>7s} {'x ngspice':>9s} {'peak GiB':>8s} {'spikes':>8s}"
     print(header)
+    rows = []
     for deterministic in (True, False):
         for n in sizes:
             duration = min(args.duration, args.budget / n * DT)
@@ -168,7 +180,51 @@ def main(argv=None):
             print(f"{'deterministic' if deterministic else 'stochastic':13s} {n:7d} {duration:6.3f} {r['wall']:8.2f} "
                   f"{r['compile']:9.2f} {rate:11.2f} {ns:9.2f} {ns / floor_ns:7.1f} {ratio} "
                   f"{r['peak_rss_gib']:8.2f} {r['spikes']:8d}", flush=True)
+            rows.append(_row("fixed", deterministic, n, duration, r, rate, ng_rate))
+
+    # adaptive stepping (error-controlled, per neuron): steps and wall time on the same protocol
+    tol = {"rtol": args.rtol, "atol": args.atol}
+    print(f"\nadaptive stepping, rtol = {args.rtol:g}, atol = {args.atol:g} (steps per neuron: accepted / rejected; "
+          f"iterations: the lockstep loop's, every neuron waits for the slowest)")
+    print(f"{'mode':13s} {'N':>7s} {'sim s':>6s} {'wall s':>8s} {'compile s':>9s} {'neuron-s/s':>11s} {'steps':>8s} "
+          f"{'rejected':>8s} {'iters':>7s} {'x ngspice':>9s} {'x fixed':>7s}")
+    for deterministic in (True, False):
+        for n in sizes:
+            duration = min(args.duration, args.budget / n * DT)
+            duration = max(DT * 1000, round(duration / 2e-3) * 2e-3)
+            r = run_ionspike(n, duration, deterministic, tol)
+            rate = n * duration / r["wall"]
+            fixed = next(x for x in rows if x["n"] == n and x["mode"] == _mode(deterministic))
+            ratio = f"{rate / ng_rate:9.0f}" if ng_rate else f"{'-':>9s}"
+            print(f"{_mode(deterministic):13s} {n:7d} {duration:6.3f} {r['wall']:8.2f} {r['compile']:9.2f} {rate:11.2f} "
+                  f"{r['steps']:8.0f} {r['rejected']:8.0f} {r['iterations']:7d} {ratio} "
+                  f"{fixed['wall_s'] / r['wall']:7.2f}", flush=True)
+            rows.append(_row("adaptive", deterministic, n, duration, r, rate, ng_rate))
+    first = next(x for x in rows if x["stepping"] == "adaptive" and x["mode"] == "deterministic" and x["n"] == sizes[0])
+    reduction = (first["duration_s"] / DT) / first["steps_per_neuron"]
+    print(f"step reduction on the protocol (fixed {DT * 1e6:g} us steps over adaptive accepted steps, N = {sizes[0]}, "
+          f"deterministic): {reduction:.1f}x")
+    if args.json:
+        import json
+
+        doc = {"device": jax.devices()[0].platform, "cores": os.cpu_count(), "ngspice_neuron_s_per_s": ng_rate,
+               "ngspice_note": "best case: one single-neuron deck timed, times N (independent decks in parallel)",
+               "rtol": args.rtol, "atol": args.atol, "rows": rows, "step_reduction": reduction}
+        with open(args.json, "w") as fh:
+            json.dump(doc, fh, indent=1)
+        print(f"wrote {args.json}")
     return 0
+
+
+def _mode(deterministic: bool) -> str:
+    return "deterministic" if deterministic else "stochastic"
+
+
+def _row(stepping, deterministic, n, duration, r, rate, ng_rate) -> dict:
+    return {"stepping": stepping, "mode": _mode(deterministic), "n": n, "duration_s": duration,
+            "steps_per_neuron": r["steps"], "rejected_per_neuron": r["rejected"], "loop_iterations": r["iterations"],
+            "wall_s": r["wall"], "compile_s": r["compile"], "neuron_s_per_s": rate,
+            "x_ngspice": rate / ng_rate if ng_rate else None, "spikes": r["spikes"]}
 
 
 if __name__ == "__main__":

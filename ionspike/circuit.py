@@ -34,8 +34,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ionspike.device.memristor import ionic_rates, resistance
-from ionspike.device.transistor import solve_drain
+from ionspike.device.memristor import growth_rate, ionic_rates, resistance
+from ionspike.device.transistor import drain_current, solve_drain
 from ionspike.events import upward_crossing
 from ionspike.params import NeuronParams
 
@@ -209,9 +209,20 @@ def step(state: NeuronState, v_in, p: NeuronParams, dt: float, dW, draws: Draws)
     energy["transistor"] = i_d * v_d * dt
     energy["load"] = i_load * i_load * c.r_l * dt + 0.5 * c.c_l * dv_d * dv_d
 
+    return _finish(state, v_in, F, R, v_g, v_d, i_d, energy, p, draws)
+
+
+def _finish(state: NeuronState, v_in, F, R, v_g, v_d, i_d, energy, p: NeuronParams, draws: Draws,
+            spike_fraction=None) -> tuple[NeuronState, StepOutput]:
+    """The bookkeeping every scheme shares: events (``spike_fraction`` replaces the linear
+    interpolation of the spike's crossing when the scheme knows better), DM turn-on hysteresis,
+    the cycle count and the next cycle's factor of mu, and the recorded signals."""
     new = NeuronState(F=F, R=R, V_g=v_g, V_d=v_d, mu_scale=state.mu_scale, cycle=state.cycle, dm_on=state.dm_on)
     before, after = event_values(state, p), event_values(new, p)
     events = {k: upward_crossing(before[k], after[k]) for k in EVENTS}
+    if spike_fraction is not None:
+        crossed = events["spike"][0]
+        events["spike"] = (crossed, jnp.where(crossed, spike_fraction, 0.0))
     crossed, frac = events["dm_on"]
     turned_on = crossed & ~state.dm_on
     events["dm_on"] = (turned_on, frac)
@@ -225,6 +236,128 @@ def step(state: NeuronState, v_in, p: NeuronParams, dt: float, dW, draws: Draws)
     new = new._replace(cycle=cycle, mu_scale=mu_scale, dm_on=dm_on)
     signals = {"V_in": v_in, "F": F, "R": R, "V_g": v_g, "V_d": v_d, "I_d": i_d}
     return new, StepOutput(signals=signals, energy=energy, events=events)
+
+
+# ------------------------------------------------------------------------ the adaptive scheme
+def _phi(k, h):
+    """``(1 - e^{-k h})/k`` (s), with its limit ``h`` as ``k -> 0``."""
+    small = jnp.abs(k * h) < 1e-8
+    return jnp.where(small, h * (1.0 - 0.5 * k * h), -jnp.expm1(-k * h) / jnp.where(small, 1.0, k))
+
+
+def linear_propagator(m, h):
+    r"""The exact solution over ``h`` s of the ionic state's linear part (decay and transfer),
+    ``F' = e_1 F + \psi_F a``, ``R' = e_2 R + c_{12} F + \psi_R a`` for a growth rate ``a`` (1/s)
+    held over the step. Returns ``(e1, e2, c12, psi_F, psi_R)`` (``psi`` in s), finite in the
+    limits of no leak (``gamma = 0``) and equal rates (``gamma1 + beta = gamma2``)."""
+    k1, k2 = m.gamma1 + m.beta, m.gamma2
+    e1, e2 = jnp.exp(-k1 * h), jnp.exp(-k2 * h)
+    diff = k1 - k2
+    close = jnp.abs(diff * h) < 1e-6
+    safe = jnp.where(close, 1.0, diff)
+    # c12 = beta (e2 - e1)/(k1 - k2) -> beta h e^{-k h};  psi_R = beta (phi(k2) - phi(k1))/(k1 - k2)
+    # -> beta (1 - e^{-k h}(1 + k h))/k^2 -> beta h^2/2
+    c12 = m.beta * jnp.where(close, h * jnp.exp(-k1 * h), (e2 - e1) / safe)
+    kh = k1 * h
+    limit_r = jnp.where(jnp.abs(kh) < 1e-4, h * h * (0.5 - kh / 3.0),
+                        (-jnp.expm1(-kh) - kh * jnp.exp(-kh)) / jnp.where(jnp.abs(kh) < 1e-4, 1.0, k1 * k1))
+    psi_r = m.beta * jnp.where(close, limit_r, (_phi(k2, h) - _phi(k1, h)) / safe)
+    return e1, e2, c12, _phi(k1, h), psi_r
+
+
+# Bogacki-Shampine 3(2): nodes, stage weights, third-order and embedded second-order weights
+_BS_C = (0.0, 0.5, 0.75)
+_BS_B = (2.0 / 9.0, 1.0 / 3.0, 4.0 / 9.0)
+_BS_B2 = (7.0 / 24.0, 1.0 / 4.0, 1.0 / 3.0, 1.0 / 8.0)
+
+
+def adaptive_step(state: NeuronState, v_in, p: NeuronParams, h, dW, draws: Draws):
+    r"""One step of ``h`` s (per neuron) for an error-controlled solver: the state, the step's
+    outputs (as :func:`step`), an error estimate ``{name: (error, scale)}`` of ``F``, ``R``, ``V_g``
+    and their time derivatives at the step's start and end ``{name: (start, end)}`` (per s; the
+    deterministic vector field, for dense output).
+
+    Scheme (docs/model.md §6.3): Lawson (integrating-factor) Bogacki-Shampine 3(2). The linear
+    part -- the ionic decay and transfer (:func:`linear_propagator`) and the gate's discharge
+    through ``R_c`` and the device at its resistance at the step's start -- is solved exactly; the
+    rest (the filament's growth, the change of the device's conductance within the step) takes
+    the Bogacki-Shampine stages in the transformed variables. Third order; the embedded second-order
+    solution gives the error estimate (order 2). Where nothing grows and ``R_d`` holds (between
+    pulses, during the refractory hold) a step is exact whatever its length. Noise: the
+    chemical-Langevin increment with the intensity at the step's start (``dW``: standard normals,
+    the Brownian increment over ``sqrt(h)``), added after the deterministic update.
+
+    Energies integrate the power by Simpson's rule on the step's start, its middle stage and its
+    end (exact for cubics in time): the input's and ``R_c``'s, the transistor's and the supply's (the
+    drain current at the three points, quasi-static in the middle, plus ``C_l``'s charge ``C_l \Delta V_D`` through the
+    supply). The device's share and the load's are what the node balances leave:
+    ``E_dm = E_input - E_rc - \Delta E_{C_g}`` and ``E_load = E_supply - E_transistor - \Delta E_{C_l}``
+    (Kirchhoff's laws make both exact). ``V_D`` at the step's end: backward Euler as in :func:`step`.
+    """
+    m, c, tr = p.memristor, p.circuit, p.transistor
+    F0, R0, V0, Vd0 = state.F, state.R, state.V_g, state.V_d
+    mu = state.mu_scale
+    _, _, var_f, var_r = ionic_rates(F0, R0, v_in - V0, m, mu)
+    g0 = 1.0 / resistance(F0 + R0, m)                  # the conductance the linear part holds, S
+    lam = -(g0 + 1.0 / c.r_c) / c.c_g                  # 1/s
+
+    def propagate(tau, y):
+        """The linear part's exact flow over ``tau`` s of a vector ``(F, R, V)``."""
+        e1, e2, c12, _, _ = linear_propagator(m, tau)
+        F, R, V = y
+        return e1 * F, e2 * R + c12 * F, jnp.exp(lam * tau) * V
+
+    def nonlinear(y):
+        """The rest of the vector field, ``(a, 0, (v_in g - V (g - g0))/C_g)``, and ``g = 1/R_d``."""
+        F, R, V = y
+        F, R = jnp.maximum(F, 0.0), jnp.maximum(R, 0.0)
+        g = 1.0 / resistance(F + R, m)
+        return (growth_rate(v_in - V, F + R, m, mu), jnp.zeros_like(F), (v_in * g - V * (g - g0)) / c.c_g), g
+
+    def combine(base, terms):
+        """``base + sum_j w_j * vector_j`` over ``terms`` = [(w_j, vector_j)]."""
+        out = list(base)
+        for w, vec in terms:
+            out = [o + w * v for o, v in zip(out, vec)]
+        return tuple(out)
+
+    y0 = (F0, R0, V0)
+    N1, g1 = nonlinear(y0)
+    Y2 = combine(propagate(0.5 * h, y0), [(0.5 * h, propagate(0.5 * h, N1))])
+    N2, g2 = nonlinear(Y2)
+    Y3 = combine(propagate(0.75 * h, y0), [(0.75 * h, propagate(0.25 * h, N2))])
+    N3, _ = nonlinear(Y3)
+    E1, E2, E3 = propagate(h, N1), propagate(0.5 * h, N2), propagate(0.25 * h, N3)
+    base = propagate(h, y0)
+    F, R, v_g = combine(base, [(_BS_B[0] * h, E1), (_BS_B[1] * h, E2), (_BS_B[2] * h, E3)])
+    N4, g4 = nonlinear((F, R, v_g))
+    d1, d2, d3, d4 = (b - a for a, b in zip(_BS_B + (0.0,), _BS_B2))
+    err = combine((0.0, 0.0, 0.0), [(d1 * h, E1), (d2 * h, E2), (d3 * h, E3), (d4 * h, N4)])
+    k1 = m.gamma1 + m.beta
+    slopes = {"F": (N1[0] - k1 * F0, N4[0] - k1 * F), "R": (m.beta * F0 - m.gamma2 * R0, m.beta * F - m.gamma2 * R),
+              "V_g": (lam * V0 + N1[2], lam * v_g + N4[2])}
+    F, R = jnp.maximum(F, 0.0), jnp.maximum(R, 0.0)
+    error = {"F": (err[0], jnp.maximum(jnp.abs(F0), F)), "R": (err[1], jnp.maximum(jnp.abs(R0), R)),
+             "V_g": (err[2], jnp.maximum(jnp.abs(V0), jnp.abs(v_g)))}
+    if dW is not None:
+        F, R = langevin_kick(F, R, var_f, var_r, h, p.noise.n_eff, dW)
+    # energies by Simpson's rule on the step's start, middle stage and end (exact for cubics in time),
+    # the drain quasi-static in the middle
+    v_d, i_d = solve_drain(v_g, Vd0, tr, c.r_l, c.v_dd, c.c_l, h)
+    vd_mid, id_mid = solve_drain(Y2[2], Vd0, tr, c.r_l, c.v_dd, 0.0, h)
+    i_start, _ = drain_current(V0, Vd0, tr)
+    e_in = e_rc = q_d = e_tr = 0.0
+    for w, V, g, vd, i in ((1.0 / 6.0, V0, g1, Vd0, i_start), (4.0 / 6.0, Y2[2], g2, vd_mid, id_mid),
+                           (1.0 / 6.0, v_g, g4, v_d, i_d)):
+        e_in = e_in + w * h * v_in * (v_in - V) * g
+        e_rc = e_rc + w * h * V * V / c.r_c
+        q_d = q_d + w * h * i
+        e_tr = e_tr + w * h * i * vd
+    energy = {"input": e_in, "rc": e_rc, "dm": e_in - e_rc - 0.5 * c.c_g * (v_g * v_g - V0 * V0),
+              "supply": c.v_dd * (q_d + c.c_l * (v_d - Vd0)), "transistor": e_tr}
+    energy["load"] = energy["supply"] - e_tr - 0.5 * c.c_l * (v_d * v_d - Vd0 * Vd0)
+    new, out = _finish(state, v_in, F, R, v_g, v_d, i_d, energy, p, draws)
+    return new, out, error, slopes
 
 
 def element_powers(v_in, v_g, v_d, i_d, x, p: NeuronParams) -> dict:

@@ -170,10 +170,16 @@ def simulate(
     seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of every random draw."),
     dt: Optional[str] = typer.Option(None, help="Time step, e.g. 2us (default: the preset's)."),
     deterministic: bool = typer.Option(False, "--deterministic", help="No noise, no spread."),
+    rtol: Optional[float] = typer.Option(None, help="Adaptive stepping: relative tolerance in (0, 1), e.g. 1e-4 "
+                                                   "(--dt then sets the record grid only)."),
+    atol: Optional[float] = typer.Option(None, help="Adaptive stepping: absolute tolerance in (0, 1), e.g. 1e-7."),
+    max_step: Optional[str] = typer.Option(None, help="Adaptive stepping: the longest step, e.g. 100us."),
     engine: str = typer.Option("ionspike", help="ionspike (JAX) or ngspice (exported netlist, real ngspice)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
-    """Simulate N neurons on a pulse train or DC input and write traces, metrics and a figure."""
+    """Simulate N neurons on a pulse train or DC input and write traces, metrics and a figure.
+
+    Fixed steps of --dt by default; --rtol/--atol switch to error-controlled adaptive steps per neuron."""
     import ionspike as isp
     from ionspike import io, metrics
     from ionspike.report import plot_traces
@@ -185,12 +191,20 @@ def simulate(
     dur, step = _duration(p, duration), _dt(p, dt)
     if engine == "ngspice":
         _copies(n)
+        if rtol is not None or atol is not None or max_step is not None:
+            raise ParameterError("--rtol/--atol/--max-step apply to --engine ionspike (ngspice chooses its own steps)")
+    adaptive = {"rtol": rtol, "atol": atol, "max_step": max_step}
+    if rtol is not None or atol is not None:
+        from ionspike.simulate import _controller
+
+        with _option("--rtol/--atol/--max-step"):
+            _controller(rtol, atol, max_step)       # refuse bad tolerances before the folder is made
     with io.OutputFolder(out, "simulate", force=force) as out_dir, \
             _bar(TextColumn("{task.percentage:>3.0f}%"), TimeRemainingColumn()) as bar:
         task = bar.add_task(escape(f"simulating {n} neuron(s), {dur:g} s ({engine})"), total=1.0)
         if engine == "ionspike":
             ds = isp.simulate(p, stim, duration=dur, n=n, seed=seed, dt=step, deterministic=deterministic,
-                              progress=lambda f: bar.update(task, completed=f))
+                              progress=lambda f: bar.update(task, completed=f), **adaptive)
         else:
             ds = _ngspice_run(p, stim, dur, step, n, seed, deterministic)
             bar.update(task, completed=1.0)

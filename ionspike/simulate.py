@@ -25,6 +25,7 @@ from ionspike import checks, circuit
 from ionspike.errors import ParameterError, StimulusError
 from ionspike.params import NeuronParams
 from ionspike.presets import Preset, resolve
+from ionspike.adaptive import Controller, solve_adaptive
 from ionspike.solve import Record, Scheme, solve
 from ionspike.stimulus import STEPS_PER_SEGMENT, Stimulus
 from ionspike.units import parse_quantity
@@ -218,6 +219,11 @@ def _neuron_step(state, v_in, dt, dW, args):
     return circuit.step(state, v_in, params, dt, dW, draws)
 
 
+def _adaptive_neuron_step(state, v_in, h, dW, args):
+    params, draws = args
+    return circuit.adaptive_step(state, v_in, params, h, dW, draws)
+
+
 @dataclasses.dataclass(frozen=True)
 class _CascadeStep:
     """Step of ``stages``-long chains; hashable by value so compilations are cached per length."""
@@ -248,6 +254,9 @@ def simulate(
     devices: Any = "auto",
     stages: int = 1,
     neuron_ids: Any = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    max_step: float | str | None = None,
 ) -> xr.Dataset:
     """Simulate a batch of 1M1T1R neurons.
 
@@ -282,6 +291,12 @@ def simulate(
         neuron_ids: ``(n,)`` distinct integers in [0, 2^32) naming each neuron's random streams
             (spread and noise; default ``0..n-1``): a neuron with the same id, parameters and
             stimulus gives the same result in any batch (studies split over workers use it).
+        rtol, atol: adaptive stepping (docs/model.md §6.3) when either is given (the other then
+            defaults to ``rtol = 1e-6``, ``atol = 1e-9``): each neuron takes its own steps under a
+            PI controller, ending a step at every edge of the stimulus, with a Brownian path that
+            does not depend on the steps (:mod:`ionspike.adaptive`); ``dt`` then only sets the
+            record grid (``record_every * dt``). Both in (0, 1). Default: the fixed step ``dt``.
+        max_step: the longest adaptive step, s or a unit string (default: no limit).
 
     Returns:
         ``xarray.Dataset`` with dims ``time`` × ``neuron`` (recorded signals), ``spike`` and
@@ -304,6 +319,7 @@ def simulate(
     if checks.flag("deterministic", deterministic):
         p = p.deterministic()
     throw = checks.flag("throw", throw)
+    controller = _controller(rtol, atol, max_step)
     if progress is not None and not callable(progress):
         raise ParameterError(f"progress = {progress!r}: expected a function of the completed fraction, or None")
     duration = parse_quantity(duration, "s", name="duration")
@@ -311,7 +327,15 @@ def simulate(
     signals = _check_signals(signals)
     n = _batch_size(p, stimulus, n)
     stages = checks.integer("stages", stages, 1)
-    n_steps = _check_dt(dt, duration, p, stimulus, float(np.max(p.circuit.v_dd)) if stages > 1 else 0.0)
+    if controller is not None:
+        if stages > 1:
+            raise ParameterError(f"rtol/atol (adaptive stepping) with stages = {stages}: a cascade's neurons "
+                                 "share every step (allowed stages = 1, or a fixed dt for cascades)")
+        checks.positive("dt", dt, unit="s")
+        checks.positive("duration", duration, unit="s")
+        n_steps = max(1, int(math.ceil(duration / dt - 1e-9)))   # the record grid's unit, not a step
+    else:
+        n_steps = _check_dt(dt, duration, p, stimulus, float(np.max(p.circuit.v_dd)) if stages > 1 else 0.0)
     chains, n = n, n * stages
     if record_every is None:
         # ~2000 recorded points; with nothing to record, long blocks (fewer loop exits)
@@ -349,6 +373,20 @@ def simulate(
         init = _initial_signals(state0, stim, jparams, stages)
         step = _neuron_step if stages == 1 else _CascadeStep(stages)
         args = (jparams, draws)
+        if controller is not None:
+            sol, stats = solve_adaptive(
+                _adaptive_neuron_step, state0, stim, args, n=n, duration=duration,
+                record_dt=min(record_every * dt, duration), signals=signals, max_events=max_events,
+                controller=controller, key=k_noise if stochastic_noise else None,
+                n_noise=circuit.N_NOISE if stochastic_noise else 0, initial_signals=init, throw=throw,
+                progress=progress, devices=devices, neuron_ids=neuron_ids)
+            needed = max(int(c.max(initial=0)) for c in sol.event_counts.values())
+            if needed <= max_events:
+                break
+            max_events = max(max_events, 1 << (needed - 1).bit_length())
+            _check_memory(n, n_steps, record_every, signals, max_events, c2c, noise_substeps)
+            continue
+        stats = None
         sol = solve(
             step, state0, stim, args,
             n=n, n_steps=n_steps, scheme=Scheme(dt=dt, noise_substeps=noise_substeps),
@@ -366,11 +404,37 @@ def simulate(
         _check_memory(n, n_steps, record_every, signals, max_events, c2c, noise_substeps)
 
     ds = _to_dataset(sol, p, preset, stimulus, n, dt, duration, seed, deterministic, draws, state0)
+    if stats is not None:
+        ds["steps_accepted"] = ("neuron", stats.accepted, {"units": "1", "long_name": "accepted adaptive steps"})
+        ds["steps_rejected"] = ("neuron", stats.rejected, {"units": "1", "long_name": "rejected adaptive steps"})
+        ds.attrs.update({"stepping": "adaptive", "rtol": controller.rtol, "atol": controller.atol,
+                         "max_step_s": controller.max_step if math.isfinite(controller.max_step) else "inf",
+                         "record_dt_s": min(record_every * dt, duration), "loop_iterations": stats.iterations})
+    else:
+        ds.attrs["stepping"] = "fixed"
     if stages > 1:
         ds = ds.assign_coords(stage=("neuron", np.repeat(np.arange(stages), chains)),
                               chain=("neuron", np.tile(np.arange(chains), stages)))
         ds.attrs["stages"] = stages
     return ds
+
+
+def _controller(rtol, atol, max_step) -> Controller | None:
+    """The adaptive controller the arguments ask for, or None (fixed steps)."""
+    if rtol is None and atol is None:
+        if max_step is not None:
+            raise ParameterError(f"max_step = {max_step!r} applies to adaptive stepping: give rtol and/or atol too")
+        return None
+    kw = {}
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise ParameterError(f"{name} = {value!r}: expected a number in (0, 1)")
+            kw[name] = float(value)
+    if max_step is not None:
+        kw["max_step"] = parse_quantity(max_step, "s", name="max_step")
+        checks.positive("max_step", kw["max_step"], unit="s")
+    return Controller(**kw)
 
 
 def _tile_stimulus(stim: Stimulus, stages: int) -> Stimulus:

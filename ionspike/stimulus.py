@@ -27,6 +27,16 @@ from ionspike.errors import StimulusError
 from ionspike.units import json_number, parse_quantity
 
 STEPS_PER_SEGMENT = 4
+JUMP_TOL = 1e-13   # s: a time this close to an edge is at the edge (next_jump returns the one after)
+
+
+def _first_after(t, candidates):
+    """The smallest of ``candidates`` (a list of arrays broadcastable with ``t``) later than
+    ``t + JUMP_TOL``; ``inf`` if none."""
+    out = jnp.full(jnp.shape(t), jnp.inf)
+    for c in candidates:
+        out = jnp.minimum(out, jnp.where(c > t + JUMP_TOL, c, jnp.inf))
+    return out
 
 
 def _arr(name: str, value: Any, *, lo: float = -math.inf, lo_open: bool = False, unit: str = "",
@@ -115,6 +125,12 @@ class Stimulus(abc.ABC):
     def min_segment(self) -> float:
         """Shortest piece of the waveform, in s (``inf`` for a constant)."""
         return math.inf
+
+    def next_jump(self, t):
+        """The first time after ``t`` (s, per neuron) where the waveform or its slope is
+        discontinuous (``inf`` if none): an adaptive solver ends a step there, so that no step
+        straddles an edge. A time within :data:`JUMP_TOL` of an edge counts as at the edge."""
+        return jnp.full(jnp.shape(t), jnp.inf)
 
     @abc.abstractmethod
     def max_voltage(self) -> float:
@@ -212,6 +228,18 @@ class PulseTrain(Stimulus):
         on = (s >= 0) & (phase < self.width) & (k < self.n_pulses) & (k * self.period < self.duration)
         return jnp.where(on, self.amplitude, self.baseline)
 
+    def next_jump(self, t):
+        s = t - self.delay
+        k = jnp.maximum(jnp.floor(s / self.period), 0.0)
+        # the last pulse delivered: index < n_pulses and starting before `duration`
+        last = jnp.minimum(self.n_pulses - 1.0, jnp.ceil(self.duration / self.period) - 1.0)
+        edges = []
+        for j in (k - 1.0, k, k + 1.0):
+            start = self.delay + j * self.period
+            ok = (j >= 0) & (j <= last)
+            edges += [jnp.where(ok, start, jnp.inf), jnp.where(ok, start + self.width, jnp.inf)]
+        return _first_after(t, edges)
+
     def min_segment(self) -> float:
         w = np.asarray(self.width, float)
         gap = np.asarray(self.period, float) - w
@@ -252,6 +280,9 @@ class DC(Stimulus):
 
     def value(self, t):
         return jnp.where(t >= self.delay, self.amplitude, self.baseline)
+
+    def next_jump(self, t):
+        return _first_after(t, [jnp.where(self.delay > 0, self.delay, jnp.inf)])
 
     def max_voltage(self) -> float:
         return float(max(np.max(self.amplitude), np.max(self.baseline)))
@@ -308,6 +339,19 @@ class Triangle(Stimulus):
                       jnp.where(self.hold_peak > 0, self.peak,
                                 jnp.where(ph < self.rise + self.fall, down, self.baseline)))
         return jnp.where(s >= 0, v, self.baseline)
+
+    def next_jump(self, t):
+        s = t - self.delay
+        once = jnp.isinf(self.period)
+        period = jnp.where(once, 1.0, self.period)
+        k = jnp.where(once, 0.0, jnp.maximum(jnp.floor(s / period), 0.0))
+        edges = []
+        for j in (k - 1.0, k, k + 1.0):
+            start = self.delay + j * period
+            ok = (j >= 0) & (~once | (j == 0))
+            for offset in (0.0, self.rise, self.rise + jnp.where(self.hold_peak > 0, jnp.inf, self.fall)):
+                edges.append(jnp.where(ok, start + offset, jnp.inf))
+        return _first_after(t, edges)
 
     def min_segment(self) -> float:
         f = np.asarray(self.fall, float)
@@ -370,7 +414,13 @@ class Sampled(Stimulus):
         return Sampled(times=jnp.asarray(self.times), values=jnp.asarray(v))
 
     def value(self, t):
+        if jnp.ndim(t) == 1:   # one time per neuron (an adaptive solver's neurons keep their own clocks)
+            return jax.vmap(lambda row, ti: jnp.interp(ti, self.times, row))(self.values, t)
         return jax.vmap(lambda row: jnp.interp(t, self.times, row))(self.values)
+
+    def next_jump(self, t):
+        i = jnp.searchsorted(self.times, t + JUMP_TOL, side="right")
+        return jnp.where(i < self.times.shape[0], self.times[jnp.minimum(i, self.times.shape[0] - 1)], jnp.inf)
 
     def min_segment(self) -> float:
         return float(np.min(np.diff(np.asarray(self.times))))
