@@ -265,8 +265,7 @@ def linear_propagator(m, h):
     return e1, e2, c12, _phi(k1, h), psi_r
 
 
-# Bogacki-Shampine 3(2): nodes, stage weights, third-order and embedded second-order weights
-_BS_C = (0.0, 0.5, 0.75)
+# Bogacki-Shampine 3(2) (nodes 0, 1/2, 3/4): third-order and embedded second-order weights
 _BS_B = (2.0 / 9.0, 1.0 / 3.0, 4.0 / 9.0)
 _BS_B2 = (7.0 / 24.0, 1.0 / 4.0, 1.0 / 3.0, 1.0 / 8.0)
 

@@ -55,7 +55,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ionspike.circuit import midpoint_step
+from ionspike.circuit import linear_propagator, midpoint_step
 from ionspike.device.memristor import drift_drive, gap_factor, ionic_rates, resistance
 from ionspike.errors import ParameterError
 from ionspike.events import upward_crossing
@@ -252,10 +252,8 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
 
 def _decay_map(p: NeuronParams, T):
     """The off phase's exact linear map of (F, R) over ``T`` s: ``F' = e1 F``, ``R' = e2 R + c12 F``."""
-    m = p.memristor
-    k1 = m.gamma1 + m.beta
-    e1, e2 = jnp.exp(-k1 * T), jnp.exp(-m.gamma2 * T)
-    return e1, e2, m.beta * (e2 - e1) / (k1 - m.gamma2)
+    e1, e2, c12, _, _ = linear_propagator(p.memristor, T)   # the circuit's own exact linear map
+    return e1, e2, c12
 
 
 def _decay_covariance(p: NeuronParams, T, nodes: int = 16):
