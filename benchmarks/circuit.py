@@ -12,7 +12,8 @@ machine's measured arithmetic and transcendental rates, and how far the code is 
 
 A second table runs the same protocol with adaptive stepping (``--rtol``/``--atol``): accepted and
 rejected steps per neuron, the lockstep loop's iterations, and the step reduction against the fixed
-2 µs scheme.
+2 µs scheme. A third runs the stochastic fixed-step rows in float32 (``precision="float32"``) next
+to their float64 twins: speed, mean first spike and fraction fired.
 
 The ngspice deck is ionspike.spice's export of the same neuron (level-1 transistor); its
 time includes reading ngspice's raw output back.
@@ -26,6 +27,8 @@ import resource
 import shutil
 import sys
 import time
+
+import numpy as np
 
 
 PROTOCOL = dict(amplitude=0.8, width=1e-3, period=2e-3)
@@ -93,11 +96,12 @@ def step_cost() -> dict:
     return {"flops": float(cost.get("flops", 0)), "transcendentals": float(cost.get("transcendentals", 0))}
 
 
-def run_ionspike(n: int, duration: float, deterministic: bool, tolerances: dict | None = None) -> dict:
+def run_ionspike(n: int, duration: float, deterministic: bool, tolerances: dict | None = None,
+                 precision: str = "float64") -> dict:
     import ionspike as isp
 
     stim = isp.PulseTrain(**PROTOCOL)
-    kw = dict(n=n, seed=1, dt=DT, deterministic=deterministic, signals=(), **(tolerances or {}))
+    kw = dict(n=n, seed=1, dt=DT, deterministic=deterministic, signals=(), precision=precision, **(tolerances or {}))
     t0 = time.perf_counter()
     ds = isp.simulate("paper", stim, duration=duration, **kw)
     first_call = time.perf_counter() - t0
@@ -110,7 +114,8 @@ def run_ionspike(n: int, duration: float, deterministic: bool, tolerances: dict 
             "steps": float(ds.steps_accepted.mean()) if adaptive else duration / DT,
             "rejected": float(ds.steps_rejected.mean()) if adaptive else 0.0,
             "iterations": int(ds.attrs["loop_iterations"]) if adaptive else round(duration / DT),
-            "first_spike_0": float(first[0]),
+            "first_spike_0": float(first[0]), "first_spike_mean": float(np.nanmean(first)),
+            "fired": float(np.isfinite(first).mean()),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
@@ -200,6 +205,21 @@ def main(argv=None):
                   f"{r['steps']:8.0f} {r['rejected']:8.0f} {r['iterations']:7d} {ratio} "
                   f"{fixed['wall_s'] / r['wall']:7.2f}", flush=True)
             rows.append(_row("adaptive", deterministic, n, duration, r, rate, ng_rate))
+    # float32 (simulate(precision="float32")): the stochastic fixed-step rows again
+    print("\nfloat32, stochastic, fixed step (first spike: mean over the neurons that fired; P: fraction fired)")
+    print(f"{'N':>7s} {'sim s':>6s} {'wall s':>8s} {'neuron-s/s':>11s} {'x float64':>9s} {'x ngspice':>9s} "
+          f"{'first f32':>9s} {'first f64':>9s} {'P f32':>6s} {'P f64':>6s}")
+    for n in sizes:
+        duration = min(args.duration, args.budget / n * DT)
+        duration = max(DT * 1000, round(duration / 2e-3) * 2e-3)
+        r = run_ionspike(n, duration, False, precision="float32")
+        rate = n * duration / r["wall"]
+        f64 = next(x for x in rows if x["n"] == n and x["mode"] == "stochastic" and x["stepping"] == "fixed")
+        ratio = f"{rate / ng_rate:9.0f}" if ng_rate else f"{'-':>9s}"
+        print(f"{n:7d} {duration:6.3f} {r['wall']:8.2f} {rate:11.2f} {f64['wall_s'] / r['wall']:9.2f} {ratio} "
+              f"{r['first_spike_mean'] * 1e3:9.3f} {f64['first_spike_mean'] * 1e3:9.3f} {r['fired']:6.3f} "
+              f"{f64['fired']:6.3f}", flush=True)
+        rows.append(_row("fixed", False, n, duration, r, rate, ng_rate, "float32"))
     first = next(x for x in rows if x["stepping"] == "adaptive" and x["mode"] == "deterministic" and x["n"] == sizes[0])
     reduction = (first["duration_s"] / DT) / first["steps_per_neuron"]
     print(f"step reduction on the protocol (fixed {DT * 1e6:g} us steps over adaptive accepted steps, N = {sizes[0]}, "
@@ -220,11 +240,12 @@ def _mode(deterministic: bool) -> str:
     return "deterministic" if deterministic else "stochastic"
 
 
-def _row(stepping, deterministic, n, duration, r, rate, ng_rate) -> dict:
-    return {"stepping": stepping, "mode": _mode(deterministic), "n": n, "duration_s": duration,
+def _row(stepping, deterministic, n, duration, r, rate, ng_rate, precision="float64") -> dict:
+    return {"stepping": stepping, "precision": precision, "mode": _mode(deterministic), "n": n, "duration_s": duration,
             "steps_per_neuron": r["steps"], "rejected_per_neuron": r["rejected"], "loop_iterations": r["iterations"],
             "wall_s": r["wall"], "compile_s": r["compile"], "neuron_s_per_s": rate,
-            "x_ngspice": rate / ng_rate if ng_rate else None, "spikes": r["spikes"]}
+            "x_ngspice": rate / ng_rate if ng_rate else None, "spikes": r["spikes"],
+            "first_spike_mean": r["first_spike_mean"], "fired": r["fired"]}
 
 
 if __name__ == "__main__":

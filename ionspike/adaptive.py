@@ -36,7 +36,8 @@ import numpy as np
 
 from ionspike import checks
 from ionspike.errors import ParameterError, SolverError
-from ionspike.solve import Solution, _finite, _placement
+from ionspike.precision import real
+from ionspike.solve import Solution, _finite, _placement, accumulate, energy_zeros
 from ionspike.stimulus import JUMP_TOL
 
 
@@ -142,8 +143,8 @@ def _normals(base, node, count: int):
     out = []
     for pair in range((count + 1) // 2):
         h = _mix(base ^ _mix(node * jnp.uint32(2 * pair + 1) + jnp.uint32(0x9E3779B9)))
-        u1 = (_mix(h ^ jnp.uint32(0x85EBCA6B)).astype(jnp.float64) + 0.5) / 4294967296.0
-        u2 = (_mix(h ^ jnp.uint32(0xC2B2AE35)).astype(jnp.float64) + 0.5) / 4294967296.0
+        u1 = (_mix(h ^ jnp.uint32(0x85EBCA6B)).astype(real()) + 0.5) / 4294967296.0
+        u2 = (_mix(h ^ jnp.uint32(0xC2B2AE35)).astype(real()) + 0.5) / 4294967296.0
         r = jnp.sqrt(-2.0 * jnp.log(u1))
         out += [r * jnp.cos(2.0 * jnp.pi * u2), r * jnp.sin(2.0 * jnp.pi * u2)]
     return jnp.stack(out[:count])
@@ -161,7 +162,7 @@ class _Carry(NamedTuple):
     h: jnp.ndarray          # (n,) proposed next step, s
     err_prev: jnp.ndarray   # (n,) the last accepted step's error norm (PI memory)
     w_now: jnp.ndarray      # (n_noise, n) the Brownian path at t, relative to its window
-    energy: dict
+    energy: dict            # name -> (sum, compensation), see ionspike.solve.accumulate
     ev_times: dict
     ev_counts: dict
     last: dict              # signals at t
@@ -214,19 +215,20 @@ def solve_adaptive(
     # other durations reuse the compiled code
     run_segment = _compiled(step, n, per_seg if signal_names else 1, signal_names, n_noise, controller, brownian,
                             int(max_events))
-    timing = (jnp.float64(duration), jnp.float64(record_dt), jnp.int32(n_records), jnp.int32(per_seg))
+    timing = (jnp.asarray(duration, real()), jnp.asarray(record_dt, real()), jnp.int32(n_records),
+              jnp.int32(per_seg))
     ids = jnp.arange(n) if neuron_ids is None else jnp.asarray(neuron_ids, jnp.uint32)
     neuron_keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(ids) if n_noise else None
 
     probe = jax.eval_shape(
-        lambda s, st, a: step(s, jnp.broadcast_to(st.value(jnp.float64(0.0)), (n,)), jnp.full(n, 1e-6),
+        lambda s, st, a: step(s, jnp.broadcast_to(st.value(jnp.asarray(0.0, real())), (n,)), jnp.full(n, 1e-6),
                               jnp.zeros((n_noise, n)) if n_noise else None, a)[:2],
         state0, stimulus, args)[1]
     zeros = jnp.zeros(n)
     carry = _Carry(
         state=state0, t=zeros, h=jnp.full(n, min(controller.first_step, controller.max_step)),
         err_prev=jnp.ones(n), w_now=jnp.zeros((max(n_noise, 1), n)),
-        energy={k: zeros for k in probe.energy},
+        energy=energy_zeros(probe.energy, n),
         ev_times={k: jnp.full((n, max_events), jnp.nan) for k in probe.events},
         ev_counts={k: jnp.zeros(n, jnp.int32) for k in probe.events},
         last={k: jnp.asarray(initial_signals[k]) for k in probe.signals},
@@ -260,7 +262,7 @@ def solve_adaptive(
     failed = np.where(np.isfinite(t_fail), t_fail, t_stall)
     sol = Solution(
         times=times, signals=sig,
-        energy={k: np.asarray(v) for k, v in carry.energy.items()},
+        energy={k: np.asarray(total) for k, (total, _) in carry.energy.items()},
         event_times={k: np.asarray(v) for k, v in carry.ev_times.items()},
         event_counts={k: np.asarray(v) for k, v in carry.ev_counts.items()},
         final_state=jax.tree.map(np.asarray, carry.state), t_fail=failed,
@@ -278,7 +280,7 @@ def _compiled(step, n, buf_len, signal_names, n_noise, ctl: Controller, brownian
     """The jitted segment runner for one static configuration (cached across calls)."""
     k_exp = 1.0 / (ctl.order + 1)
     window = brownian.window
-    rows = jnp.arange(n)
+    rows = np.arange(n, dtype=np.int32)   # a NumPy constant: the cached runner serves both precisions
 
     def attempt(c: _Carry, t_end, rec_first, bufs, timing, stimulus, args, neuron_keys):
         duration, record_dt, n_records, _ = timing
@@ -320,7 +322,7 @@ def _compiled(step, n, buf_len, signal_names, n_noise, ctl: Controller, brownian
         t_new = jnp.where(truncated, t_jump, c.t + h)
 
         state = jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, c.state)   # leaves: (..., n)
-        energy = {k: c.energy[k] + jnp.where(accept, v, 0.0) for k, v in out.energy.items()}
+        energy = accumulate(c.energy, out.energy, accept)
         ev_times, ev_counts = {}, {}
         for k, (crossed, frac) in out.events.items():
             hit = accept & crossed

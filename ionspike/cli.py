@@ -174,6 +174,8 @@ def simulate(
                                                    "(--dt then sets the record grid only)."),
     atol: Optional[float] = typer.Option(None, help="Adaptive stepping: absolute tolerance in (0, 1), e.g. 1e-7."),
     max_step: Optional[str] = typer.Option(None, help="Adaptive stepping: the longest step, e.g. 100us."),
+    precision: str = typer.Option("float64", help="Arithmetic of the run: float64, or float32 for large "
+                                                  "stochastic batches (docs/model.md §6.11)."),
     engine: str = typer.Option("ionspike", help="ionspike (JAX) or ngspice (exported netlist, real ngspice)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
@@ -189,10 +191,15 @@ def simulate(
     p = _preset(preset, set_)
     stim = _stimulus(p, pulse, dc)
     dur, step = _duration(p, duration), _dt(p, dt)
+    with _option("--precision"):
+        from ionspike.precision import check as check_precision
+        check_precision(precision)
     if engine == "ngspice":
         _copies(n)
         if rtol is not None or atol is not None or max_step is not None:
             raise ParameterError("--rtol/--atol/--max-step apply to --engine ionspike (ngspice chooses its own steps)")
+        if precision != "float64":
+            raise ParameterError(f"--precision {precision}: ngspice computes in double precision (allowed: float64)")
     adaptive = {"rtol": rtol, "atol": atol, "max_step": max_step}
     if rtol is not None or atol is not None:
         from ionspike.simulate import _controller
@@ -204,7 +211,7 @@ def simulate(
         task = bar.add_task(escape(f"simulating {n} neuron(s), {dur:g} s ({engine})"), total=1.0)
         if engine == "ionspike":
             ds = isp.simulate(p, stim, duration=dur, n=n, seed=seed, dt=step, deterministic=deterministic,
-                              progress=lambda f: bar.update(task, completed=f), **adaptive)
+                              progress=lambda f: bar.update(task, completed=f), precision=precision, **adaptive)
         else:
             ds = _ngspice_run(p, stim, dur, step, n, seed, deterministic)
             bar.update(task, completed=1.0)

@@ -29,7 +29,8 @@ from ionspike.adaptive import Controller, solve_adaptive
 from ionspike.solve import Record, Scheme, solve
 from ionspike.stimulus import STEPS_PER_SEGMENT, Stimulus
 from ionspike.units import parse_quantity
-from ionspike.precision import x64
+from ionspike import precision as _precision
+from ionspike.precision import real, x64
 
 UNITS = {"V_in": "V", "F": "1", "R": "1", "V_g": "V", "V_d": "V", "I_d": "A"}
 LONG_NAMES = {"V_in": "input voltage", "F": "filament", "R": "residue", "V_g": "gate (membrane) voltage",
@@ -235,7 +236,7 @@ class _CascadeStep:
         return circuit.step(state, circuit.cascade_input(v_in, state, params, self.stages), params, dt, dW, draws)
 
 
-@x64
+@_precision.per_call
 def simulate(
     params: NeuronParams | Preset | str = "paper",
     stimulus: Stimulus | None = None,
@@ -257,6 +258,7 @@ def simulate(
     rtol: float | None = None,
     atol: float | None = None,
     max_step: float | str | None = None,
+    precision: str = "float64",
 ) -> xr.Dataset:
     """Simulate a batch of 1M1T1R neurons.
 
@@ -291,12 +293,16 @@ def simulate(
         neuron_ids: ``(n,)`` distinct integers in [0, 2^32) naming each neuron's random streams
             (spread and noise; default ``0..n-1``): a neuron with the same id, parameters and
             stimulus gives the same result in any batch (studies split over workers use it).
-        rtol, atol: adaptive stepping (docs/model.md §6.3) when either is given (the other then
+        rtol, atol: adaptive stepping (docs/model.md §6.10) when either is given (the other then
             defaults to ``rtol = 1e-6``, ``atol = 1e-9``): each neuron takes its own steps under a
             PI controller, ending a step at every edge of the stimulus, with a Brownian path that
             does not depend on the steps (:mod:`ionspike.adaptive`); ``dt`` then only sets the
             record grid (``record_every * dt``). Both in (0, 1). Default: the fixed step ``dt``.
         max_step: the longest adaptive step, s or a unit string (default: no limit).
+        precision: ``"float64"`` (default) or ``"float32"``: the arithmetic of the whole run. float32
+            is for large stochastic batches (about half the memory, faster on a GPU); its accuracy
+            against float64 on first-spike time, P(fire) and ISI is stated in docs/model.md §6.11.
+            Energies accumulate in the same precision.
 
     Returns:
         ``xarray.Dataset`` with dims ``time`` × ``neuron`` (recorded signals), ``spike`` and
@@ -412,6 +418,7 @@ def simulate(
                          "record_dt_s": min(record_every * dt, duration), "loop_iterations": stats.iterations})
     else:
         ds.attrs["stepping"] = "fixed"
+    ds.attrs["precision"] = precision
     if stages > 1:
         ds = ds.assign_coords(stage=("neuron", np.repeat(np.arange(stages), chains)),
                               chain=("neuron", np.tile(np.arange(chains), stages)))
@@ -452,7 +459,7 @@ def _initial_signals(state0, stim, p, stages=1):
     from ionspike.device.transistor import drain_current
 
     i_d, _ = drain_current(state0.V_g, state0.V_d, p.transistor)
-    v_in = jnp.broadcast_to(stim.value(jnp.float64(0.0)), state0.F.shape)
+    v_in = jnp.broadcast_to(stim.value(jnp.asarray(0.0, real())), state0.F.shape)
     if stages > 1:
         v_in = circuit.cascade_input(v_in, state0, p, stages)
     return {"V_in": v_in, "F": state0.F, "R": state0.R, "V_g": state0.V_g, "V_d": state0.V_d, "I_d": i_d}

@@ -37,8 +37,8 @@ def test_simulate_writes_traces_metrics_and_figure(tmp_path):
     # cross-check; paper ~88 ms) and 7 spikes in 150 ms
     assert m["first_spike_s"] == [pytest.approx(0.0909, rel=0.01)] * 2 and m["spike_count"] == [7, 7]
     assert m["params"]["circuit"]["r_c"] == 250e6 and m["params"]["noise"]["n_eff"] == "inf"
-    assert m["energy_per_spike_J"] == pytest.approx(m["energy_total_J"] / 14, rel=1e-9)
-    assert m["input_energy_per_spike_J"] == pytest.approx(6.34e-12, rel=0.05)        # pJ per spike at the input
+    assert m["energy_per_spike_J"] == pytest.approx(m["energy_total_J"] / 14, rel=1e-9, abs=0)
+    assert m["input_energy_per_spike_J"] == pytest.approx(6.34e-12, rel=0.05, abs=0)        # pJ per spike at the input
     ds = isp.io.read_netcdf(out / "traces.nc")
     assert ds.V_g.attrs["units"] == "V" and ds.sizes["neuron"] == 2
     assert (out / "traces.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

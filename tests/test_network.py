@@ -207,8 +207,8 @@ def test_energy_per_inference_adds_neurons_output_stages_and_crossbar_reads():
     reads = 10 * (16 + 10) + 64 * 8 * 16
     row = e["per_preset"]["paper"]
     assert e["synapse_reads"] == reads
-    assert row["neurons_J"] == pytest.approx(6e-11) and row["output_stages_J"] == pytest.approx(1e-7)
-    assert row["total_J"] == pytest.approx(6e-11 + 1e-7 + reads * 1e-15)
+    assert row["neurons_J"] == pytest.approx(6e-11, abs=0) and row["output_stages_J"] == pytest.approx(1e-7, abs=0)
+    assert row["total_J"] == pytest.approx(6e-11 + 1e-7 + reads * 1e-15, abs=0)
     with pytest.raises(ParameterError, match="read_energy"):
         energy.read_energy("-1 fJ")
 
