@@ -12,8 +12,9 @@ machine's measured arithmetic and transcendental rates, and how far the code is 
 
 A second table runs the same protocol with adaptive stepping (``--rtol``/``--atol``): accepted and
 rejected steps per neuron, the lockstep loop's iterations, and the step reduction against the fixed
-2 µs scheme. A third runs the stochastic fixed-step rows in float32 (``precision="float32"``) next
-to their float64 twins: speed, mean first spike and fraction fired.
+2 µs scheme. A third runs the stochastic fixed-step rows and the deterministic adaptive rows in
+float32 (``precision="float32"``) next to their float64 twins: speed, mean first spike and fraction
+fired.
 
 The ngspice deck is ionspike.spice's export of the same neuron (level-1 transistor); its
 time includes reading ngspice's raw output back.
@@ -205,22 +206,26 @@ def main(argv=None):
                   f"{r['steps']:8.0f} {r['rejected']:8.0f} {r['iterations']:7d} {ratio} "
                   f"{fixed['wall_s'] / r['wall']:7.2f}", flush=True)
             rows.append(_row("adaptive", deterministic, n, duration, r, rate, ng_rate))
-    # float32 (simulate(precision="float32")): the stochastic fixed-step rows again
-    print("\nfloat32, stochastic, fixed step (first spike: mean over the neurons that fired; P: fraction fired)")
-    print(f"{'N':>7s} {'sim s':>6s} {'wall s':>8s} {'neuron-s/s':>11s} {'x float64':>9s} {'x ngspice':>9s} "
-          f"{'first f32':>9s} {'first f64':>9s} {'P f32':>6s} {'P f64':>6s}")
-    for n in sizes:
-        duration = min(args.duration, args.budget / n * DT)
-        duration = max(DT * 1000, round(duration / 2e-3) * 2e-3)
-        r = run_ionspike(n, duration, False, precision="float32")
-        rate = n * duration / r["wall"]
-        f64 = next(x for x in rows if x["n"] == n and x["mode"] == "stochastic" and x["stepping"] == "fixed")
-        ratio = f"{rate / ng_rate:9.0f}" if ng_rate else f"{'-':>9s}"
-        print(f"{n:7d} {duration:6.3f} {r['wall']:8.2f} {rate:11.2f} {f64['wall_s'] / r['wall']:9.2f} {ratio} "
-              f"{r['first_spike_mean'] * 1e3:9.3f} {f64['first_spike_mean'] * 1e3:9.3f} {r['fired']:6.3f} "
-              f"{f64['fired']:6.3f}", flush=True)
-        rows.append(_row("fixed", False, n, duration, r, rate, ng_rate, "float32"))
-    first = next(x for x in rows if x["stepping"] == "adaptive" and x["mode"] == "deterministic" and x["n"] == sizes[0])
+    # float32 (simulate(precision="float32")): the stochastic fixed-step rows and the deterministic adaptive
+    # rows again, next to their float64 twins
+    print("\nfloat32 next to float64 (first spike: mean over the neurons that fired; P: fraction fired)")
+    print(f"{'stepping':8s} {'mode':13s} {'N':>7s} {'sim s':>6s} {'wall s':>8s} {'neuron-s/s':>11s} {'x float64':>9s} "
+          f"{'x ngspice':>9s} {'first f32':>9s} {'first f64':>9s} {'P f32':>6s} {'P f64':>6s}")
+    for stepping, deterministic in (("fixed", False), ("adaptive", True)):
+        for n in sizes:
+            duration = min(args.duration, args.budget / n * DT)
+            duration = max(DT * 1000, round(duration / 2e-3) * 2e-3)
+            r = run_ionspike(n, duration, deterministic, tol if stepping == "adaptive" else None, precision="float32")
+            rate = n * duration / r["wall"]
+            f64 = next(x for x in rows if x["n"] == n and x["mode"] == _mode(deterministic)
+                       and x["stepping"] == stepping)
+            ratio = f"{rate / ng_rate:9.0f}" if ng_rate else f"{'-':>9s}"
+            print(f"{stepping:8s} {_mode(deterministic):13s} {n:7d} {duration:6.3f} {r['wall']:8.2f} {rate:11.2f} "
+                  f"{f64['wall_s'] / r['wall']:9.2f} {ratio} {r['first_spike_mean'] * 1e3:9.3f} "
+                  f"{f64['first_spike_mean'] * 1e3:9.3f} {r['fired']:6.3f} {f64['fired']:6.3f}", flush=True)
+            rows.append(_row(stepping, deterministic, n, duration, r, rate, ng_rate, "float32"))
+    first = next(x for x in rows if x["stepping"] == "adaptive" and x["mode"] == "deterministic"
+                 and x["n"] == sizes[0] and x["precision"] == "float64")
     reduction = (first["duration_s"] / DT) / first["steps_per_neuron"]
     print(f"step reduction on the protocol (fixed {DT * 1e6:g} us steps over adaptive accepted steps, N = {sizes[0]}, "
           f"deterministic): {reduction:.1f}x")

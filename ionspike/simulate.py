@@ -25,7 +25,7 @@ from ionspike import checks, circuit
 from ionspike.errors import ParameterError, StimulusError
 from ionspike.params import NeuronParams
 from ionspike.presets import Preset, resolve
-from ionspike.adaptive import Controller, solve_adaptive
+from ionspike.adaptive import BrownianTree, Controller, solve_adaptive
 from ionspike.solve import Record, Scheme, solve
 from ionspike.stimulus import STEPS_PER_SEGMENT, Stimulus
 from ionspike.units import parse_quantity
@@ -41,6 +41,10 @@ MAX_GROWTH_DT = 0.5
 BASE_MAX_EVENTS = 64          # automatic event buffer: this plus one per refractory period R_c C_g ...
 AUTO_MAX_EVENTS_CAP = 4096    # ... up to this (a buffer that overflows grows and the run is repeated)
 MAX_NOISE_SUBSTEPS = 4096
+# adaptive stepping, per unit of the preset's fixed step (2 us at paper: 100 ns, 1 ps, 10 ns)
+FIRST_STEP_PER_DT = 0.05
+MIN_STEP_PER_DT = 5e-7
+TREE_RESOLUTION_PER_DT = 5e-3
 # per-neuron status in the Dataset (``status``) and in metrics.summarize
 STATUS_OK, STATUS_NON_FINITE = 0, 1
 STATUS_MEANINGS = ("ok", "non_finite")
@@ -325,7 +329,9 @@ def simulate(
     if checks.flag("deterministic", deterministic):
         p = p.deterministic()
     throw = checks.flag("throw", throw)
-    controller = _controller(rtol, atol, max_step)
+    # the preset's own time scale (its fixed step) sets the adaptive steps' bounds and the noise's resolution
+    time_scale = parse_quantity(preset.dt or DEFAULT_DT_S, "s", name="dt")
+    controller = _controller(rtol, atol, max_step, time_scale)
     if progress is not None and not callable(progress):
         raise ParameterError(f"progress = {progress!r}: expected a function of the completed fraction, or None")
     duration = parse_quantity(duration, "s", name="duration")
@@ -385,7 +391,8 @@ def simulate(
                 record_dt=min(record_every * dt, duration), signals=signals, max_events=max_events,
                 controller=controller, key=k_noise if stochastic_noise else None,
                 n_noise=circuit.N_NOISE if stochastic_noise else 0, initial_signals=init, throw=throw,
-                progress=progress, devices=devices, neuron_ids=neuron_ids)
+                progress=progress, devices=devices, neuron_ids=neuron_ids,
+                brownian=BrownianTree(resolution=time_scale * TREE_RESOLUTION_PER_DT))
             needed = max(int(c.max(initial=0)) for c in sol.event_counts.values())
             if needed <= max_events:
                 break
@@ -415,6 +422,8 @@ def simulate(
         ds["steps_rejected"] = ("neuron", stats.rejected, {"units": "1", "long_name": "rejected adaptive steps"})
         ds.attrs.update({"stepping": "adaptive", "rtol": controller.rtol, "atol": controller.atol,
                          "max_step_s": controller.max_step if math.isfinite(controller.max_step) else "inf",
+                         "min_step_s": controller.min_step,
+                         "noise_resolution_s": time_scale * TREE_RESOLUTION_PER_DT,
                          "record_dt_s": min(record_every * dt, duration), "loop_iterations": stats.iterations})
     else:
         ds.attrs["stepping"] = "fixed"
@@ -426,8 +435,10 @@ def simulate(
     return ds
 
 
-def _controller(rtol, atol, max_step) -> Controller | None:
-    """The adaptive controller the arguments ask for, or None (fixed steps)."""
+def _controller(rtol, atol, max_step, time_scale) -> Controller | None:
+    """The adaptive controller the arguments ask for, or None (fixed steps). ``time_scale`` (s, the
+    preset's fixed step) sets the first and the smallest step, so that a preset 1000x faster (3nm)
+    gets steps 1000x shorter."""
     if rtol is None and atol is None:
         if max_step is not None:
             raise ParameterError(f"max_step = {max_step!r} applies to adaptive stepping: give rtol and/or atol too")
@@ -441,6 +452,8 @@ def _controller(rtol, atol, max_step) -> Controller | None:
     if max_step is not None:
         kw["max_step"] = parse_quantity(max_step, "s", name="max_step")
         checks.positive("max_step", kw["max_step"], unit="s")
+    kw["first_step"] = time_scale * FIRST_STEP_PER_DT
+    kw["min_step"] = min(time_scale * MIN_STEP_PER_DT, kw.get("max_step", math.inf))
     return Controller(**kw)
 
 

@@ -148,6 +148,24 @@ def test_stochastic_statistics_match_the_fixed_step_scheme():
     assert abs(f.mean() - a.mean()) < 3.5 * se, (f.mean(), a.mean(), se)
 
 
+def test_a_faster_preset_steps_on_its_own_time_scale():
+    """The 3nm preset runs 1000x faster than paper (10 ns pulses): the first and smallest steps and the
+    noise's resolution follow the preset's own fixed step. With paper's absolute bounds it stalled
+    at its first bridging (the filament's growth near the bridge needs steps below 1e-12 s)."""
+    pre = isp.presets.load("3nm")
+    stim = isp.stimulus.from_defaults(pre.defaults, "3nm")
+    ref = isp.simulate(pre, stim, duration="6 us", deterministic=True, signals=(), rtol=1e-6, atol=1e-6)
+    ds = isp.simulate(pre, stim, duration="6 us", deterministic=True, signals=(), rtol=1e-4, atol=1e-7)
+    assert ds.attrs["min_step_s"] == pytest.approx(20e-12 * 5e-7, rel=1e-9)
+    fixed = isp.simulate(pre, stim, duration="6 us", deterministic=True, signals=())
+    first = ds.spike_time.values[0]
+    np.testing.assert_allclose(first[:3], ref.spike_time.values[0, :3], rtol=1e-4)
+    assert first[0] == pytest.approx(float(fixed.spike_time.values[0, 0]), rel=1e-4)
+    noisy = isp.simulate(pre, stim, duration="2 us", n=4, seed=1, signals=(), rtol=1e-4, atol=1e-7)
+    assert noisy.attrs["noise_resolution_s"] == pytest.approx(1e-13, rel=1e-9)
+    assert np.isfinite(noisy.energy_input.values).all()
+
+
 def test_bad_tolerances_and_stalls_are_refused():
     for bad in (0.0, -1e-3, 1.0, 2.0):
         with pytest.raises(ParameterError, match="rtol"):
