@@ -456,6 +456,48 @@ def characterize(
     _say(f"wrote {len(names)} characteristic(s) to {out_dir} in {sum(timing.values()):.0f} s")
 
 
+@app.command()
+@_guarded()
+def published(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (published.json, published.csv)."),
+    preset: str = typer.Option(DEFAULTS["preset"], help="Built-in preset name or a TOML file."),
+    stochastic_preset: str = typer.Option(
+        "auto", "--stochastic-preset",
+        help="A second preset whose P(fire) rows join the table: 'auto' (the stochastic preset when --preset "
+             "is paper, as in reproduce), 'none', or a preset name or TOML file."),
+    trials: Optional[int] = typer.Option(None, help="Stochastic trials (stochasticity, refractory)."),
+    seed: int = typer.Option(DEFAULTS["seed"], min=0, max=SEED_MAX, help="Seed of every random draw."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+):
+    """The published-vs-ours table for one preset: each of the paper's numbers, ours, the tolerance, pass."""
+    import csv
+    import io as _stdio
+
+    import ionspike as isp
+    from ionspike import io
+    from ionspike import published as pub
+
+    if trials is not None and trials < 1:
+        raise ParameterError(f"--trials = {trials} is out of range: allowed integers >= 1")
+    second = None if stochastic_preset.strip().lower() == "none" else stochastic_preset
+    isp.presets.load(preset)                           # fail early: unknown presets write nothing
+    if second not in (None, "auto"):
+        isp.presets.load(second)
+    with io.OutputFolder(out, "published", force=force) as out_dir, _bar(TextColumn("{task.percentage:>3.0f}%")) as bar:
+        task = bar.add_task(escape(f"published ({preset})"), total=1.0)
+        table = pub.measure(preset, stochastic_preset=second, trials=trials, seed=seed,
+                            progress=lambda f: bar.update(task, completed=f))
+        buf = _stdio.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["name", "paper", "ours", "unit", "tolerance", "pass", "note"])
+        writer.writeheader()
+        writer.writerows(table["rows"])
+        io.atomic_write(out_dir / "published.csv", lambda tmp: tmp.write_text(buf.getvalue()))
+        io.write_json(out_dir / "published.json", table)   # written last: its presence marks a complete run
+    for r in table["rows"]:
+        _say(f"{'PASS' if r['pass'] else 'MISS'}  {r['name']}: paper {r['paper']}, ours {r['ours']} ({r['tolerance']})")
+    _say(f"{table['passed']}/{table['total']} published numbers within tolerance; wrote {out_dir}/published.json")
+
+
 calibrate_app = typer.Typer(no_args_is_help=True, help="Fit the device model to measured data; write a preset.")
 app.add_typer(calibrate_app, name="calibrate")
 

@@ -26,9 +26,11 @@ def _row(name, paper, ours, unit, check, note=""):
     return {"quantity": name, "paper": paper, "ours": ours, "unit": unit, "tolerance": tol, "pass": ok, "note": note}
 
 
-def compare(metrics: dict, stochastic_metrics: dict | None = None) -> list[dict]:
-    """The published-numbers table (docs/model.md §5.1) from ``metrics`` (``characterize``'s, paper preset) and, optionally, the
-    stochasticity metrics of the ``stochastic`` preset (docs/model.md §4.4, closer to Fig. 3c,d)."""
+def compare(metrics: dict, stochastic_metrics: dict | None = None, *, label: str = "paper",
+            stochastic_label: str = "stochastic") -> list[dict]:
+    """The published-numbers table (docs/model.md §5.1) from ``metrics`` (``characterize``'s, of the
+    preset named ``label``) and, optionally, the stochasticity metrics of a second preset
+    (``stochastic_label``; the ``stochastic`` preset of docs/model.md §4.4 is closer to Fig. 3c,d)."""
     rows = []
     th = metrics.get("threshold", {})
     first = th.get("first_spike_pulse_s", {}).get("0.8")
@@ -47,16 +49,16 @@ def compare(metrics: dict, stochastic_metrics: dict | None = None) -> list[dict]
     ip = metrics.get("intrinsic_plasticity", {})
     ratio = ip.get("advance_ratio_200ms_3ms")
     rows.append(_row("Intrinsic plasticity: advance ratio 200 ms / 3 ms gap", 0.42, ratio, "1", _rel(ratio, 0.42, 0.35)))
-    for label, source in (("paper", metrics), ("stochastic", stochastic_metrics)):
+    for name, source in ((label, metrics), (stochastic_label, stochastic_metrics)):
         if source is None:
             continue
         p_fire = source.get("stochasticity", {}).get("p_fire", {})
         for level, paper in (("0.8", 0.05), ("0.9", 0.76), ("1", 0.95)):
             ours = p_fire.get(level)
             ok = ours is not None and abs(ours - paper) <= 0.15
-            rows.append(_row(f"Fig. 3c,d: P(fire) at {level} V, 15 ms pulse ({label} preset)", paper, ours, "1",
+            rows.append(_row(f"Fig. 3c,d: P(fire) at {level} V, 15 ms pulse ({name} preset)", paper, ours, "1",
                              (bool(ok), "within 0.15"),
-                             "the paper preset is ~0.1 V left-shifted (docs/model.md §5.1)" if label == "paper" else ""))
+                             "the paper preset is ~0.1 V left-shifted (docs/model.md §5.1)" if name == "paper" else ""))
     cas = metrics.get("cascade", {}).get("downstream_spike_count")
     rows.append(_row("Cascade: every stage fires", "demonstrated", cas, "spikes",
                      (bool(cas) and all(c > 0 for c in cas), "all stages > 0")))
@@ -68,3 +70,41 @@ def compare(metrics: dict, stochastic_metrics: dict | None = None) -> list[dict]
         if isinstance(r["ours"], float) and not math.isfinite(r["ours"]):
             r["ours"], r["pass"] = None, False
     return rows
+
+
+NEEDED = ("threshold", "refractory", "leaky_integration", "intrinsic_plasticity", "stochasticity", "cascade", "energy")
+STOCHASTIC_PRESET = "stochastic"   # the separately tuned preset whose P(fire) rows join the paper preset's table
+
+
+def measure(preset="paper", *, stochastic_preset: str | None = "auto", trials: int | None = None, seed: int = 0,
+            progress=None) -> dict:
+    """Run the protocols the table needs on ``preset`` and return ``{"rows": [...], "passed", "total",
+    "preset", "stochastic_preset", "seconds"}``. ``stochastic_preset``: a second preset whose P(fire)
+    rows are added (``"auto"``: the ``stochastic`` preset when ``preset`` is ``"paper"``, as in
+    ``reproduce``; None: none). ``progress(fraction)`` after each protocol."""
+    import time
+
+    from ionspike import presets, protocols
+
+    presets.load(preset)                                    # fail early on an unknown preset
+    if stochastic_preset == "auto":
+        stochastic_preset = STOCHASTIC_PRESET if preset == "paper" else None
+    if stochastic_preset is not None:
+        presets.load(stochastic_preset)
+    jobs = [(name, preset) for name in NEEDED] + ([("stochasticity", stochastic_preset)] if stochastic_preset else [])
+    metrics, extra, seconds = {}, None, {}
+    for i, (name, which) in enumerate(jobs):
+        t0 = time.perf_counter()
+        _, m = protocols.run(name, which, trials=trials, seed=seed)
+        seconds[f"{name}:{which}" if i >= len(NEEDED) else name] = time.perf_counter() - t0
+        if i < len(NEEDED):
+            metrics[name] = m
+        else:
+            extra = {"stochasticity": m}
+        if progress is not None:
+            progress((i + 1) / len(jobs))
+    label = preset if isinstance(preset, str) and not presets._is_path(preset) else "this"
+    rows = compare(metrics, extra, label=label, stochastic_label=str(stochastic_preset))
+    return {"preset": str(preset), "stochastic_preset": stochastic_preset, "seed": seed,
+            "rows": [{"name": r["quantity"], **{k: v for k, v in r.items() if k != "quantity"}} for r in rows],
+            "passed": sum(bool(r["pass"]) for r in rows), "total": len(rows), "seconds": seconds}

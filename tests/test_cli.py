@@ -195,3 +195,31 @@ def test_export_replaces_only_its_own_deck_unless_forced(tmp_path):
     run(*args, "--n", "2", "-o", str(mine))                  # an ionspike deck is replaced without --force
     assert "X1 in vdd g1 d1 neuron1m1t1r" in mine.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.cir"]
+
+
+def test_published_writes_the_table_for_a_preset_file(tmp_path):
+    """`ionspike published` on a user's preset file: every row of the published table (the first P(fire)
+    rows named after the file, no second preset), JSON and CSV agree, pass counts add up; an unknown
+    preset exits 2 and writes nothing."""
+    import csv
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text('extends = "paper"\n[circuit]\nr_c = "500 MOhm"\n')
+    out = tmp_path / "pub"
+    proc = run("published", "--preset", str(mine), "--stochastic-preset", "none", "--trials", "8", "--out", str(out))
+    table = json.loads((out / "published.json").read_text())
+    rows = table["rows"]
+    assert len(rows) == 14 and table["total"] == 14 and table["stochastic_preset"] is None
+    assert table["passed"] == sum(r["pass"] for r in rows) and f"{table['passed']}/14" in proc.stderr
+    assert {"name", "paper", "ours", "tolerance", "pass"} <= set(rows[0])
+    assert sum("(this preset)" in r["name"] for r in rows) == 3
+    with open(out / "published.csv") as fh:
+        assert [r["name"] for r in csv.DictReader(fh)] == [r["name"] for r in rows]
+    # the file's R_c = 500 MOhm reaches the protocols: the Fig. 2e first spike is this preset's (90.995 ms),
+    # not the paper preset's (90.888 ms, R_c = 250 MOhm; the refractory rows sweep R_c themselves)
+    ds = isp.simulate(str(mine), isp.PulseTrain(0.8, 1e-3, 2e-3), duration="120 ms", deterministic=True, signals=())
+    paper = isp.simulate("paper", isp.PulseTrain(0.8, 1e-3, 2e-3), duration="120 ms", deterministic=True, signals=())
+    assert rows[0]["ours"] == pytest.approx(float(ds.spike_time[0, 0]), rel=1e-6, abs=0)
+    assert abs(rows[0]["ours"] - float(paper.spike_time[0, 0])) > 5e-5
+    bad = run("published", "--preset", "no-such-preset", "--out", str(tmp_path / "never"), check=False)
+    assert bad.returncode == 2 and "no-such-preset" in bad.stderr and not (tmp_path / "never").exists()
