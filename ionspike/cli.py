@@ -498,6 +498,44 @@ def published(
     _say(f"{table['passed']}/{table['total']} published numbers within tolerance; wrote {out_dir}/published.json")
 
 
+@app.command()
+@_guarded()
+def design(
+    targets: Path = typer.Argument(..., help="The targets file (TOML: variables with bounds, targets; see "
+                                             "examples/design_100hz.toml)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (design.json, preset.toml, "
+                                                     "sensitivity.csv, design.png)."),
+    spice: bool = typer.Option(False, "--spice", help="Also check the chosen design on its exported deck with the "
+                                                      "real ngspice."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+):
+    """Inverse design: the circuit and device values that meet measurable targets, with the verdict per target."""
+    import shlex
+    import sys
+
+    from ionspike import io
+    from ionspike.design import output, search
+    from ionspike.design import spec as design_spec
+
+    spec = design_spec.load(targets)                # every error in the file before a folder is made
+    if spice:
+        from ionspike.spice.run import executable
+
+        executable()                                # ngspice missing: say so now, not after the search
+    with io.OutputFolder(out, "design", force=force) as out_dir, _bar(TextColumn("{task.fields[info]}")) as bar:
+        task = bar.add_task(escape(f"design {spec.name}"), total=spec.generations + 1, info="")
+        result = search.run(spec, spice=spice, progress=lambda g, G, best: bar.update(
+            task, completed=min(g + 1, G + 1), info=f"best loss {best:.3g}"))
+        output.write(spec, result, out_dir, command=shlex.join(["ionspike", *sys.argv[1:]]))
+    for t in result["targets"]:
+        extra = "" if t.get("ngspice") is None else f", ngspice {t['ngspice']:.4g}"
+        got = "none" if t["achieved"] is None else f"{t['achieved']:.4g}"
+        _say(f"{'PASS' if t['pass'] else 'MISS'}  {t['target']}: wanted {t['wanted']}, achieved {got}{extra}"
+             + ("" if t["pass"] else f" ({t['note']})"))
+    _say(", ".join(f"{v['name']} = {v['value']:.4g} {v['unit']}" for v in result["variables"]))
+    _say(f"{result['passed']}/{result['total']} targets met; wrote {out_dir}/design.json and preset.toml")
+
+
 calibrate_app = typer.Typer(no_args_is_help=True, help="Fit the device model to measured data; write a preset.")
 app.add_typer(calibrate_app, name="calibrate")
 

@@ -1,0 +1,91 @@
+"""Measure the design quantities (:data:`ionspike.design.spec.QUANTITIES`) of many candidate neurons at
+once: every candidate is one neuron of a batched :func:`ionspike.simulate` call (its variables as
+per-neuron parameter arrays), one call per stimulus; P(fire) targets add ``trials`` noisy devices per
+candidate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ionspike.design.spec import DesignSpec, Target
+from ionspike.params import replace
+from ionspike.simulate import simulate
+
+
+def candidate_params(spec: DesignSpec, values: np.ndarray, repeat: int = 1):
+    """The base parameters with each variable set per neuron: ``values`` (candidates, variables) in SI,
+    each candidate repeated ``repeat`` times (consecutive neurons)."""
+    values = np.atleast_2d(np.asarray(values, np.float64))
+    return replace(spec.base, **{v.path: np.repeat(values[:, j], repeat) for j, v in enumerate(spec.variables)})
+
+
+def chosen_params(spec: DesignSpec, values):
+    """The base parameters with the variables set to one candidate's ``values`` (SI scalars)."""
+    return replace(spec.base, **{v.path: float(x) for v, x in zip(spec.variables, np.ravel(values))})
+
+
+def _groups(targets: tuple[Target, ...]) -> dict:
+    """Targets that share one simulation: (stimulus, duration, noisy, trials) -> target indices."""
+    out: dict = {}
+    for i, t in enumerate(targets):
+        noisy = t.quantity == "p_fire"
+        out.setdefault((t.stimulus_text, t.duration, noisy, t.trials if noisy else 1), []).append(i)
+    return out
+
+
+def _per_neuron(ds, quantity: str) -> np.ndarray:
+    st = np.asarray(ds.spike_time.values, np.float64)
+    count = np.asarray(ds.spike_count.values, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if quantity == "first_spike":
+            return st[:, 0] if st.shape[1] else np.full(len(count), np.nan)
+        if quantity == "spike_count":
+            return count
+        gaps = np.diff(st, axis=1) if st.shape[1] > 1 else np.full((len(count), 1), np.nan)
+        if quantity in ("isi", "rate"):
+            isi = np.where(count >= 2, np.nanmean(np.where(np.isfinite(gaps), gaps, np.nan), axis=1), np.nan)
+            return isi if quantity == "isi" else 1.0 / isi
+        if quantity == "refractory":
+            return np.where(count >= 2, np.nanmin(np.where(np.isfinite(gaps), gaps, np.inf), axis=1), np.nan)
+        e_in = np.asarray(ds.energy_input.values, np.float64)
+        if quantity == "energy_per_spike":
+            return np.where(count > 0, e_in / count, np.nan)
+        if quantity == "total_energy_per_spike":
+            return np.where(count > 0, (e_in + np.asarray(ds.energy_supply.values, np.float64)) / count, np.nan)
+        if quantity == "p_fire":
+            return (count > 0).astype(np.float64)
+    raise ValueError(quantity)
+
+
+def measure(spec: DesignSpec, values: np.ndarray, *, seed: int | None = None) -> np.ndarray:
+    """Quantities of every target for every candidate: (candidates, targets) in SI, NaN where a
+    quantity is undefined (no spike, fewer than two spikes)."""
+    values = np.atleast_2d(np.asarray(values, np.float64))
+    n = values.shape[0]
+    out = np.full((n, len(spec.targets)), np.nan)
+    seed = spec.seed if seed is None else seed
+    for (text, duration, noisy, trials), idx in _groups(spec.targets).items():
+        stim = spec.targets[idx[0]].stimulus
+        p = candidate_params(spec, values, trials)
+        ds = simulate(p, stim, duration=duration, deterministic=not noisy, seed=seed, signals=())
+        for i in idx:
+            q = _per_neuron(ds, spec.targets[i].quantity)
+            out[:, i] = q.reshape(n, trials).mean(axis=1) if noisy else q
+    return out
+
+
+def measure_spice(spec: DesignSpec, values: np.ndarray, dt: float = 2e-6) -> list:
+    """The deterministic targets of one candidate measured on its exported ngspice deck, run by the real
+    ngspice (``dt``: the deck's maximum step, s); None for P(fire) (noise has no ngspice form)."""
+    from ionspike import spice
+
+    p, _ = spice.exportable(chosen_params(spec, values).deterministic())
+    out: list = [None] * len(spec.targets)
+    for (text, duration, noisy, _), idx in _groups(spec.targets).items():
+        if noisy:
+            continue
+        stim = spec.targets[idx[0]].stimulus
+        ds = spice.run(spice.netlist(p, stim, duration=duration, dt=dt, n=1), p, n=1)
+        for i in idx:
+            out[i] = float(_per_neuron(ds, spec.targets[i].quantity)[0])
+    return out

@@ -1,0 +1,242 @@
+"""What a design asks for: the free variables with their bounds, the targets, the base preset and the
+search settings, read from a TOML file (``ionspike design TARGETS.toml``) and checked before anything
+runs. Every error names the key, the value and what is allowed.
+
+The file::
+
+    preset = "paper"                 # the base: a built-in name or a preset file (relative to this file)
+    seed = 0
+    [search]
+    population = 12                  # candidates per variable and generation
+    generations = 15
+    [variables]                      # any parameter name or alias that ``ionspike.replace`` knows
+    Rc = { low = "100 MOhm", high = "5 GOhm", scale = "log" }
+    VDD = { low = "0.3 V", high = "1 V" }
+    [[targets]]
+    quantity = "rate"                # see QUANTITIES
+    pulse = "0.9V,1ms,2ms"           # or dc = "0.8 V"
+    duration = "300 ms"
+    value = "100 Hz"                 # with tolerance = "10 Hz"; or low = / high = (either or both)
+    weight = 1.0
+
+Everything not listed under ``[variables]`` keeps the base preset's value (it is fixed).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ionspike import presets
+from ionspike.errors import ParameterError
+from ionspike.params import NeuronParams, resolve_name
+from ionspike.stimulus import Stimulus, from_defaults
+from ionspike.units import parse_quantity
+
+# quantity -> (SI unit, what it is); measured per candidate by ionspike.design.measure
+QUANTITIES = {
+    "first_spike": ("s", "time of the first spike (deterministic device)"),
+    "spike_count": ("1", "spikes within the duration (deterministic device)"),
+    "isi": ("s", "mean interspike interval (deterministic device)"),
+    "rate": ("Hz", "firing rate, 1 / mean ISI (deterministic device)"),
+    "refractory": ("s", "shortest interspike interval: no two spikes closer (deterministic device)"),
+    "energy_per_spike": ("J", "energy drawn from the input per output spike (the neuron's own)"),
+    "total_energy_per_spike": ("J", "input plus supply energy per output spike"),
+    "p_fire": ("1", "probability of at least one spike within the duration (noisy devices, `trials` each)"),
+}
+TOP_KEYS = ("preset", "seed", "search", "variables", "targets", "name", "description")
+TARGET_KEYS = ("quantity", "pulse", "dc", "duration", "value", "tolerance", "low", "high", "weight", "trials")
+VARIABLE_KEYS = ("low", "high", "scale")
+MAX_TRIALS = 4096
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A free parameter: its name as given, its dotted path, SI bounds and search scale."""
+
+    name: str
+    path: str
+    unit: str
+    low: float
+    high: float
+    log: bool
+
+    def to_unit(self, u):
+        """Map the unit interval onto the bounds (log scale when ``log``)."""
+        if self.log:
+            return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        return self.low + u * (self.high - self.low)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One wanted quantity under one stimulus: accepted within [low, high] (SI; either may be open)."""
+
+    quantity: str
+    stimulus: Stimulus
+    stimulus_text: str
+    duration: float
+    low: float
+    high: float
+    weight: float = 1.0
+    trials: int = 200
+
+    @property
+    def unit(self) -> str:
+        return QUANTITIES[self.quantity][0]
+
+    @property
+    def label(self) -> str:
+        return f"{self.quantity} @ {self.stimulus_text}, {self.duration * 1e3:g} ms"
+
+    def wanted(self) -> dict:
+        return {"low": None if math.isinf(self.low) else self.low, "high": None if math.isinf(self.high) else self.high,
+                "unit": self.unit}
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    base: NeuronParams
+    base_name: str
+    variables: tuple[Variable, ...]
+    targets: tuple[Target, ...]
+    seed: int = 0
+    population: int = 12
+    generations: int = 15
+    name: str = "design"
+    description: str = ""
+    source: dict = field(default_factory=dict)
+
+
+def _table(value: Any, where: str, allowed: tuple) -> dict:
+    if not isinstance(value, dict):
+        raise ParameterError(f"{where}: expected a table, got {type(value).__name__} {value!r}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise ParameterError(f"{where}: unknown key(s) {unknown}; allowed: {list(allowed)}")
+    return value
+
+
+def _int(value: Any, where: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ParameterError(f"{where} = {value!r} is out of range: allowed integers {lo}..{hi}")
+    return value
+
+
+def _variable(name: str, entry: Any, base: NeuronParams) -> Variable:
+    where = f"variables.{name}"
+    entry = _table(entry, where, VARIABLE_KEYS)
+    section, fname = resolve_name(base, name)      # unknown names raise, listing what is allowed
+    record = getattr(base, section)
+    meta = next(f for f in type(record).__dataclass_fields__.values() if f.name == fname).metadata
+    if "unit" not in meta or fname in getattr(type(record), "_static", ()):
+        raise ParameterError(f"{where}: {section}.{fname} is not a continuous parameter and cannot be a design variable")
+    unit = meta["unit"]
+    if "low" not in entry or "high" not in entry:
+        raise ParameterError(f"{where}: give both low and high (in {unit or 'SI units'})")
+    low = parse_quantity(entry["low"], unit, name=f"{where}.low")
+    high = parse_quantity(entry["high"], unit, name=f"{where}.high")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ParameterError(f"{where}: low = {entry['low']!r} must be below high = {entry['high']!r}")
+    lo_ok, hi_ok = meta.get("lo", -math.inf), meta.get("hi", math.inf)
+    if low < lo_ok or high > hi_ok or (meta.get("lo_open") and low <= lo_ok) or (meta.get("hi_open") and high >= hi_ok):
+        raise ParameterError(f"{where}: bounds [{low:g}, {high:g}] {unit} leave the parameter's allowed range "
+                             f"[{lo_ok:g}, {hi_ok:g}] {unit}")
+    scale = entry.get("scale", "linear")
+    if scale not in ("linear", "log"):
+        raise ParameterError(f"{where}.scale = {scale!r} is unknown: allowed 'linear' or 'log'")
+    if scale == "log" and low <= 0:
+        raise ParameterError(f"{where}: a log scale needs low > 0 (low = {low:g} {unit})")
+    return Variable(name, f"{section}.{fname}", unit, low, high, scale == "log")
+
+
+def _target(i: int, entry: Any) -> Target:
+    where = f"targets[{i}]"
+    entry = _table(entry, where, TARGET_KEYS)
+    q = entry.get("quantity")
+    if q not in QUANTITIES:
+        raise ParameterError(f"{where}.quantity = {q!r} is unknown: allowed {', '.join(QUANTITIES)}")
+    unit = QUANTITIES[q][0]
+    parse_unit = "" if unit == "1" else unit
+    if ("pulse" in entry) == ("dc" in entry):
+        raise ParameterError(f"{where}: give exactly one stimulus, pulse = \"0.9V,1ms,2ms\" or dc = \"0.8 V\"")
+    kind = "pulse" if "pulse" in entry else "dc"
+    stimulus = from_defaults({kind: entry[kind]}, where)
+    if "duration" not in entry:
+        raise ParameterError(f"{where}: give duration (e.g. \"300 ms\")")
+    duration = parse_quantity(entry["duration"], "s", name=f"{where}.duration")
+    if not (math.isfinite(duration) and duration > 0):
+        raise ParameterError(f"{where}.duration = {entry['duration']!r} is out of range: allowed (0, inf) s")
+    low, high = -math.inf, math.inf
+    if "value" in entry:
+        if "low" in entry or "high" in entry:
+            raise ParameterError(f"{where}: give value (with tolerance) or low/high, not both")
+        value = parse_quantity(entry["value"], parse_unit, name=f"{where}.value")
+        tol = parse_quantity(entry.get("tolerance", 0.0), parse_unit, name=f"{where}.tolerance")
+        if not tol >= 0:
+            raise ParameterError(f"{where}.tolerance = {entry.get('tolerance')!r} is out of range: allowed >= 0")
+        low, high = value - tol, value + tol
+    else:
+        if "tolerance" in entry:
+            raise ParameterError(f"{where}: tolerance goes with value")
+        if "low" in entry:
+            low = parse_quantity(entry["low"], parse_unit, name=f"{where}.low")
+        if "high" in entry:
+            high = parse_quantity(entry["high"], parse_unit, name=f"{where}.high")
+        if math.isinf(low) and math.isinf(high):
+            raise ParameterError(f"{where}: give value (with tolerance), low or high")
+    if not low <= high:
+        raise ParameterError(f"{where}: low = {low:g} {unit} is above high = {high:g} {unit}")
+    if q == "p_fire" and (low > 1 or high < 0):
+        raise ParameterError(f"{where}: p_fire lies in [0, 1]; the target [{low:g}, {high:g}] cannot be measured")
+    if q not in ("p_fire", "spike_count") and high <= 0:
+        raise ParameterError(f"{where}: {q} is positive; the target [{low:g}, {high:g}] {unit} cannot be measured")
+    weight = entry.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0 < weight < 1e6):
+        raise ParameterError(f"{where}.weight = {weight!r} is out of range: allowed (0, 1e6)")
+    trials = _int(entry.get("trials", 200), f"{where}.trials", 1, MAX_TRIALS)
+    text = str(entry[kind]) if kind == "pulse" else f"DC {entry[kind]}"
+    return Target(q, stimulus, text, duration, low, high, float(weight), trials)
+
+
+def load(path: str | Path) -> DesignSpec:
+    """Read and check a targets file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"targets file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"targets file {str(path)!r} is not valid TOML: {exc}") from None
+    return from_dict(data, folder=path.parent)
+
+
+def from_dict(data: dict, folder: Path | None = None) -> DesignSpec:
+    data = _table(data, "targets file", TOP_KEYS)
+    ref = data.get("preset", "paper")
+    if not isinstance(ref, str):
+        raise ParameterError(f"preset = {ref!r}: expected a preset name or file")
+    if folder is not None and presets._is_path(ref) and not Path(ref).is_absolute():
+        ref = str(folder / ref)
+    base = presets.load(ref)
+    variables = data.get("variables")
+    if not isinstance(variables, dict) or not variables:
+        raise ParameterError("variables: give at least one free parameter, e.g. Rc = { low = \"100 MOhm\", high = \"1 GOhm\" }")
+    vs = tuple(_variable(k, v, base.params) for k, v in variables.items())
+    paths = [v.path for v in vs]
+    if len(set(paths)) != len(paths):
+        raise ParameterError(f"variables name the same parameter twice: {paths}")
+    targets = data.get("targets")
+    if not isinstance(targets, list) or not targets:
+        raise ParameterError("targets: give at least one [[targets]] table")
+    ts = tuple(_target(i, t) for i, t in enumerate(targets))
+    search = _table(data.get("search", {}), "search", ("population", "generations"))
+    seed = _int(data.get("seed", 0), "seed", 0, 2**31 - 1)
+    return DesignSpec(base=base.params, base_name=str(data.get("preset", "paper")), variables=vs, targets=ts,
+                      seed=seed, population=_int(search.get("population", 12), "search.population", 2, 1000),
+                      generations=_int(search.get("generations", 15), "search.generations", 1, 10000),
+                      name=str(data.get("name", "design")), description=str(data.get("description", "")),
+                      source=data)

@@ -1,0 +1,109 @@
+"""Inverse design (ionspike.design, `ionspike design`): the README's designer example meets its targets
+when checked by a fresh simulation with another seed and by the real ngspice on the exported deck; a
+target no candidate can meet is reported as infeasible with the closest value reached; bad targets
+files are refused with the key, the value and what is allowed, before anything is written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ionspike as isp
+from ionspike.design import output, search
+from ionspike.design import spec as design_spec
+from ionspike.errors import IonspikeError
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "design_100hz.toml"
+
+
+def _example(**search_settings):
+    data = tomllib.loads(EXAMPLE.read_text())
+    data["search"] = search_settings
+    return data
+
+
+def test_designer_example_meets_its_targets_in_a_fresh_simulation_and_in_ngspice(tmp_path):
+    spec = design_spec.from_dict(_example(population=5, generations=3))
+    design = search.run(spec, spice=True)
+    assert design["passed"] == design["total"] == 3, design["targets"]
+    output.write(spec, design, tmp_path)
+    saved = json.loads((tmp_path / "design.json").read_text())
+    assert {p.name for p in tmp_path.iterdir()} >= {"design.json", "preset.toml", "sensitivity.csv", "design.png"}
+    assert saved["targets"] == json.loads(json.dumps(design["targets"]))
+    # the written preset, simulated afresh with another seed, meets the targets itself
+    ds = isp.simulate(str(tmp_path / "preset.toml"), isp.PulseTrain(0.9, 1e-3, 2e-3), duration="200 ms",
+                      seed=11, deterministic=True, signals=())
+    st = ds.spike_time.values[0]
+    st = st[np.isfinite(st)]
+    isi = np.diff(st)
+    assert 90.0 <= 1.0 / isi.mean() <= 110.0 and isi.min() >= 3e-3
+    assert float(ds.energy_input[0]) / len(st) <= 3e-12
+    # ngspice on the exported deck agrees within 2 % on every target
+    for t in design["targets"]:
+        assert t["ngspice"] is not None and abs(t["ngspice_vs_ionspike"]) <= 0.02, t
+    # the chosen values are in their bounds and in the preset file
+    text = (tmp_path / "preset.toml").read_text()
+    for v in design["variables"]:
+        assert v["low"] <= v["value"] <= v["high"]
+    assert f"r_c = {design['variables'][0]['value']!r}" in text
+    # sensitivity: the rate falls as R_c C_g grows (ISI ~ R_c C_g); the energy grows with C_g (~ C_g V_in^2)
+    sens = design["sensitivity"]
+    rate = next(v for k, v in sens.items() if k.startswith("rate"))
+    energy = next(v for k, v in sens.items() if k.startswith("energy"))
+    assert rate["Rc"] < -0.3 and rate["Cg"] < -0.3 and 0.7 < energy["Cg"] < 1.3
+
+
+def test_an_unreachable_target_is_reported_infeasible_with_the_closest_value():
+    """With C_g fixed at 10 pF the input energy per spike cannot fall far below C_g V_in^2 = 8.1 pJ at
+    0.9 V: 0.5 pJ is out of reach for any R_c."""
+    spec = design_spec.from_dict({
+        "preset": "paper", "variables": {"Rc": {"low": "100 MOhm", "high": "2 GOhm", "scale": "log"}},
+        "search": {"population": 2, "generations": 1},
+        "targets": [{"quantity": "energy_per_spike", "pulse": "0.9V,1ms,2ms", "duration": "100 ms", "high": "0.5 pJ"}]})
+    t = search.run(spec)["targets"][0]
+    assert t["pass"] is False and t["feasible"] is False and "infeasible" in t["note"]
+    assert 3e-12 < t["closest_achievable"] <= t["achieved"] * (1 + 1e-9)
+
+
+BAD = [
+    ({"variables": {"Rcc": {"low": 1e8, "high": 1e9}}}, "unknown parameter 'Rcc'"),
+    ({"variables": {"Rc": {"low": "1 GOhm", "high": "100 MOhm"}}}, "must be below high"),
+    ({"variables": {"Rc": {"low": "1 V", "high": "2 V"}}}, "variables.Rc.low"),
+    ({"variables": {"Rc": {"low": "100 MOhm", "high": "1 GOhm", "scale": "cubic"}}}, "scale = 'cubic'"),
+    ({"variables": {"Cg": {"low": "-1 pF", "high": "1 pF"}}}, "leave the parameter's allowed range"),
+    ({"targets": [{"quantity": "speed", "pulse": "0.9V,1ms,2ms", "duration": "1 ms", "high": 1}]}, "quantity = 'speed'"),
+    ({"targets": [{"quantity": "rate", "pulse": "0.9V,1ms,2ms", "duration": "1 ms", "value": "100 ms"}]},
+     "targets[0].value"),
+    ({"targets": [{"quantity": "p_fire", "pulse": "0.9V,1ms,2ms", "duration": "15 ms", "low": 1.5}]},
+     "cannot be measured"),
+    ({"targets": [{"quantity": "rate", "pulse": "0.9V,1ms,2ms", "duration": "1 ms", "low": "200 Hz",
+                   "high": "100 Hz"}]}, "is above high"),
+    ({"targets": [{"quantity": "rate", "duration": "1 ms", "low": "1 Hz"}]}, "exactly one stimulus"),
+    ({"targets": []}, "at least one"),
+    ({"colour": "blue"}, "unknown key(s) ['colour']"),
+]
+
+
+@pytest.mark.parametrize("change,fragment", BAD)
+def test_bad_targets_are_refused_naming_the_key(change, fragment):
+    data = {"preset": "paper", "variables": {"Rc": {"low": "100 MOhm", "high": "1 GOhm"}},
+            "targets": [{"quantity": "rate", "pulse": "0.9V,1ms,2ms", "duration": "100 ms", "low": "10 Hz"}]}
+    data.update(change)
+    with pytest.raises(IonspikeError) as info:
+        design_spec.from_dict(data)
+    assert fragment in str(info.value)
+
+
+def test_cli_refuses_a_bad_targets_file_before_making_the_folder(tmp_path):
+    bad = tmp_path / "t.toml"
+    bad.write_text('preset = "paper"\n[variables]\nRc = { low = "1 GOhm", high = "1 MOhm" }\n'
+                   '[[targets]]\nquantity = "rate"\npulse = "0.9V,1ms,2ms"\nduration = "100 ms"\nlow = "1 Hz"\n')
+    proc = subprocess.run([sys.executable, "-m", "ionspike.cli", "design", str(bad), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "variables.Rc" in proc.stderr and not (tmp_path / "o").exists()
