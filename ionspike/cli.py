@@ -533,6 +533,10 @@ def design(
         _say(f"{'PASS' if t['pass'] else 'MISS'}  {t['target']}: wanted {t['wanted']}, achieved {got}{extra}"
              + ("" if t["pass"] else f" ({t['note']})"))
     _say(", ".join(f"{v['name']} = {v['value']:.4g} {v['unit']}" for v in result["variables"]))
+    fp = result["footprint"]
+    _say(f"footprint ({fp['node']}, assumptions in design.json): {fp['total_m2'] * 1e12:.3g} um^2, mostly "
+         f"{fp['dominant']} (transistor {fp['transistor_m2'] * 1e12:.3g}, C_g {fp['capacitor_m2'] * 1e12:.3g}, R_c "
+         f"{fp['resistor_m2'] * 1e12:.3g} um^2)")
     _say(f"{result['passed']}/{result['total']} targets met; wrote {out_dir}/design.json and preset.toml")
 
 

@@ -107,3 +107,21 @@ def test_cli_refuses_a_bad_targets_file_before_making_the_folder(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ionspike.cli", "design", str(bad), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "variables.Rc" in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_footprint_counts_the_passives_the_technology_needs():
+    """paper at 65 nm: W/L = beta/k' = 3.25, a 0.15 um^2 transistor; C_g = 10 pF needs 5000 um^2 of MIM
+    (2 fF/um^2) beyond the 0.2 fF gate; R_c = 250 MOhm 250 000 squares of 1 kOhm poly at 0.4 um = 4e4 um^2.
+    At 3 nm C_g (4.1 aF) fits in the gate capacitance: no capacitor."""
+    from ionspike.design.area import footprint
+
+    a = footprint(isp.presets.params("paper"), "65nm")
+    assert a["w_over_l"] == pytest.approx(0.000975 / 300e-6)
+    assert a["capacitor_m2"] == pytest.approx((10e-12 - a["gate_capacitance_F"]) / 2e-3)
+    assert a["resistor_m2"] == pytest.approx(250e6 / 1e3 * (0.4e-6) ** 2)
+    assert a["total_m2"] == pytest.approx(a["transistor_m2"] + a["capacitor_m2"] + a["resistor_m2"])
+    assert a["dominant"] == "R_c"
+    b = footprint(isp.presets.params("3nm"), "3nm")
+    assert b["capacitor_m2"] == 0 and b["gate_capacitance_F"] > 4.14e-18
+    with pytest.raises(IonspikeError, match="node = '7nm'"):
+        footprint(isp.presets.params("paper"), "7nm")

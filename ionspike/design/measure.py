@@ -5,6 +5,8 @@ candidate."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ionspike.design.spec import DesignSpec, Target
@@ -25,17 +27,26 @@ def chosen_params(spec: DesignSpec, values):
 
 
 def _groups(targets: tuple[Target, ...]) -> dict:
-    """Targets that share one simulation: (stimulus, duration, noisy, trials) -> target indices."""
+    """Targets that share one simulation: (stimulus, duration, noisy, trials, conditions) -> target indices."""
     out: dict = {}
     for i, t in enumerate(targets):
         noisy = t.quantity == "p_fire"
-        out.setdefault((t.stimulus_text, t.duration, noisy, t.trials if noisy else 1), []).append(i)
+        out.setdefault((t.stimulus_text, t.duration, noisy, t.trials if noisy else 1, t.conditions), []).append(i)
     return out
 
 
-def _per_neuron(ds, quantity: str) -> np.ndarray:
+def _per_neuron(ds, quantity: str, after: float = 0.0) -> np.ndarray:
+    with warnings.catch_warnings():           # neurons without two spikes: NaN, by design
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _quantity(ds, quantity, after)
+
+
+def _quantity(ds, quantity: str, after: float) -> np.ndarray:
     st = np.asarray(ds.spike_time.values, np.float64)
-    count = np.asarray(ds.spike_count.values, np.float64)
+    if after:
+        st = np.where(st > after, st, np.nan)
+        st = np.sort(st, axis=1)              # NaN last
+    count = np.isfinite(st).sum(axis=1).astype(np.float64) if after else np.asarray(ds.spike_count.values, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         if quantity == "first_spike":
             return st[:, 0] if st.shape[1] else np.full(len(count), np.nan)
@@ -64,12 +75,15 @@ def measure(spec: DesignSpec, values: np.ndarray, *, seed: int | None = None) ->
     n = values.shape[0]
     out = np.full((n, len(spec.targets)), np.nan)
     seed = spec.seed if seed is None else seed
-    for (text, duration, noisy, trials), idx in _groups(spec.targets).items():
+    for (text, duration, noisy, trials, conditions), idx in _groups(spec.targets).items():
         stim = spec.targets[idx[0]].stimulus
         p = candidate_params(spec, values, trials)
-        ds = simulate(p, stim, duration=duration, deterministic=not noisy, seed=seed, signals=())
+        if conditions:
+            p = replace(p, **dict(conditions))
+        steps = {"rtol": 1e-4, "atol": 1e-7} if spec.adaptive and not noisy else {}
+        ds = simulate(p, stim, duration=duration, deterministic=not noisy, seed=seed, signals=(), **steps)
         for i in idx:
-            q = _per_neuron(ds, spec.targets[i].quantity)
+            q = _per_neuron(ds, spec.targets[i].quantity, spec.targets[i].after)
             out[:, i] = q.reshape(n, trials).mean(axis=1) if noisy else q
     return out
 
@@ -81,11 +95,12 @@ def measure_spice(spec: DesignSpec, values: np.ndarray, dt: float = 2e-6) -> lis
 
     p, _ = spice.exportable(chosen_params(spec, values).deterministic())
     out: list = [None] * len(spec.targets)
-    for (text, duration, noisy, _), idx in _groups(spec.targets).items():
+    for (text, duration, noisy, _, conditions), idx in _groups(spec.targets).items():
         if noisy:
             continue
         stim = spec.targets[idx[0]].stimulus
-        ds = spice.run(spice.netlist(p, stim, duration=duration, dt=dt, n=1), p, n=1)
+        pc = replace(p, **dict(conditions)) if conditions else p
+        ds = spice.run(spice.netlist(pc, stim, duration=duration, dt=dt, n=1), pc, n=1)
         for i in idx:
-            out[i] = float(_per_neuron(ds, spec.targets[i].quantity)[0])
+            out[i] = float(_per_neuron(ds, spec.targets[i].quantity, spec.targets[i].after)[0])
     return out

@@ -124,7 +124,11 @@ def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None 
             t["ngspice_vs_ionspike"] = (None if value is None or t["achieved"] in (None, 0)
                                         else value / t["achieved"] - 1.0)
     sens = sensitivity(spec, x_best, q_check)
+    from ionspike.design.area import footprint
+    from ionspike.design.measure import chosen_params
+
     return {
+        "footprint": footprint(chosen_params(spec, x_best), spec.node),
         "variables": [{"name": v.name, "parameter": v.path, "unit": v.unit, "low": v.low, "high": v.high,
                        "scale": "log" if v.log else "linear", "value": float(x_best[j])}
                       for j, v in enumerate(spec.variables)],

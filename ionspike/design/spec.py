@@ -32,7 +32,7 @@ from typing import Any
 
 from ionspike import presets
 from ionspike.errors import ParameterError
-from ionspike.params import NeuronParams, resolve_name
+from ionspike.params import NeuronParams, replace, resolve_name
 from ionspike.stimulus import Stimulus, from_defaults
 from ionspike.units import parse_quantity
 
@@ -47,8 +47,10 @@ QUANTITIES = {
     "total_energy_per_spike": ("J", "input plus supply energy per output spike"),
     "p_fire": ("1", "probability of at least one spike within the duration (noisy devices, `trials` each)"),
 }
-TOP_KEYS = ("preset", "seed", "search", "variables", "targets", "name", "description")
-TARGET_KEYS = ("quantity", "pulse", "dc", "duration", "value", "tolerance", "low", "high", "weight", "trials")
+TOP_KEYS = ("preset", "seed", "search", "variables", "targets", "name", "description", "node")
+TARGET_KEYS = ("quantity", "pulse", "dc", "duration", "value", "tolerance", "low", "high", "weight", "trials", "set",
+               "after")
+SEARCH_KEYS = ("population", "generations", "adaptive")
 VARIABLE_KEYS = ("low", "high", "scale")
 MAX_TRIALS = 4096
 
@@ -83,6 +85,8 @@ class Target:
     high: float
     weight: float = 1.0
     trials: int = 200
+    conditions: tuple = ()      # ((dotted parameter, SI value), ...) set for this target's measurement
+    after: float = 0.0          # s: only spikes after this time count (steady state)
 
     @property
     def unit(self) -> str:
@@ -90,7 +94,9 @@ class Target:
 
     @property
     def label(self) -> str:
-        return f"{self.quantity} @ {self.stimulus_text}, {self.duration * 1e3:g} ms"
+        where = "".join(f", {name.split('.')[-1]} = {value:g}" for name, value in self.conditions)
+        later = f", after {self.after * 1e3:g} ms" if self.after else ""
+        return f"{self.quantity} @ {self.stimulus_text}, {self.duration * 1e3:g} ms{where}{later}"
 
     def wanted(self) -> dict:
         return {"low": None if math.isinf(self.low) else self.low, "high": None if math.isinf(self.high) else self.high,
@@ -106,6 +112,8 @@ class DesignSpec:
     seed: int = 0
     population: int = 12
     generations: int = 15
+    adaptive: bool = False      # deterministic measurements with adaptive steps (rtol 1e-4, atol 1e-7)
+    node: str = "65nm"          # technology of the footprint estimate (ionspike.design.area)
     name: str = "design"
     description: str = ""
     source: dict = field(default_factory=dict)
@@ -153,7 +161,25 @@ def _variable(name: str, entry: Any, base: NeuronParams) -> Variable:
     return Variable(name, f"{section}.{fname}", unit, low, high, scale == "log")
 
 
-def _target(i: int, entry: Any) -> Target:
+def _conditions(entry: Any, where: str, base: NeuronParams, variables: tuple) -> tuple:
+    """A target's ``set = { Rc = "250 MOhm" }``: parameters fixed for its measurement (not free ones)."""
+    entry = _table(entry, where, tuple(entry) if isinstance(entry, dict) else ())
+    out = []
+    for name, value in entry.items():
+        section, fname = resolve_name(base, name)
+        path = f"{section}.{fname}"
+        if path in {v.path for v in variables}:
+            raise ParameterError(f"{where}.{name}: {path} is a design variable; a target cannot also set it")
+        record = getattr(base, section)
+        meta = next(f for f in type(record).__dataclass_fields__.values() if f.name == fname).metadata
+        if "unit" not in meta or fname in getattr(type(record), "_static", ()):
+            raise ParameterError(f"{where}.{name}: {path} is not a continuous parameter")
+        out.append((path, parse_quantity(value, meta["unit"], name=f"{where}.{name}")))
+    replace(base, **dict(out))                       # range checks of the values, naming the field
+    return tuple(sorted(out))
+
+
+def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
     where = f"targets[{i}]"
     entry = _table(entry, where, TARGET_KEYS)
     q = entry.get("quantity")
@@ -199,7 +225,13 @@ def _target(i: int, entry: Any) -> Target:
         raise ParameterError(f"{where}.weight = {weight!r} is out of range: allowed (0, 1e6)")
     trials = _int(entry.get("trials", 200), f"{where}.trials", 1, MAX_TRIALS)
     text = str(entry[kind]) if kind == "pulse" else f"DC {entry[kind]}"
-    return Target(q, stimulus, text, duration, low, high, float(weight), trials)
+    conditions = _conditions(entry.get("set", {}), f"{where}.set", base, variables)
+    after = parse_quantity(entry.get("after", 0.0), "s", name=f"{where}.after")
+    if not 0 <= after < duration:
+        raise ParameterError(f"{where}.after = {entry.get('after')!r} is out of range: allowed [0, duration) s")
+    if after and q not in ("spike_count", "isi", "rate", "refractory"):
+        raise ParameterError(f"{where}.after applies to spike_count, isi, rate and refractory, not to {q}")
+    return Target(q, stimulus, text, duration, low, high, float(weight), trials, conditions, after)
 
 
 def load(path: str | Path) -> DesignSpec:
@@ -232,11 +264,20 @@ def from_dict(data: dict, folder: Path | None = None) -> DesignSpec:
     targets = data.get("targets")
     if not isinstance(targets, list) or not targets:
         raise ParameterError("targets: give at least one [[targets]] table")
-    ts = tuple(_target(i, t) for i, t in enumerate(targets))
-    search = _table(data.get("search", {}), "search", ("population", "generations"))
+    ts = tuple(_target(i, t, base.params, vs) for i, t in enumerate(targets))
+    search = _table(data.get("search", {}), "search", SEARCH_KEYS)
+    adaptive = search.get("adaptive", False)
+    if not isinstance(adaptive, bool):
+        raise ParameterError(f"search.adaptive = {adaptive!r}: allowed true or false")
     seed = _int(data.get("seed", 0), "seed", 0, 2**31 - 1)
+    from ionspike.design.area import PRESET_NODES, TECHNOLOGIES
+
+    node = data.get("node", PRESET_NODES.get(str(data.get("preset", "paper")), "65nm"))
+    if node not in TECHNOLOGIES:
+        raise ParameterError(f"node = {node!r} is unknown: allowed {', '.join(TECHNOLOGIES)}")
     return DesignSpec(base=base.params, base_name=str(data.get("preset", "paper")), variables=vs, targets=ts,
                       seed=seed, population=_int(search.get("population", 12), "search.population", 2, 1000),
                       generations=_int(search.get("generations", 15), "search.generations", 1, 10000),
+                      adaptive=adaptive, node=node,
                       name=str(data.get("name", "design")), description=str(data.get("description", "")),
                       source=data)
