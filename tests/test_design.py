@@ -125,3 +125,21 @@ def test_footprint_counts_the_passives_the_technology_needs():
     assert b["capacitor_m2"] == 0 and b["gate_capacitance_F"] > 4.14e-18
     with pytest.raises(IonspikeError, match="node = '7nm'"):
         footprint(isp.presets.params("paper"), "7nm")
+
+
+def test_a_robustness_target_is_the_fraction_of_devices_that_meet_it():
+    """rate 100 +- 20 Hz at 0.9 V pulses, R_c = 500 MOhm (nominal ~103 Hz): all of 16 devices meet it at a
+    small spread of mu, fewer at a large one, none at R_c = 250 MOhm (~177 Hz nominal)."""
+    from ionspike.design import measure
+
+    def spec(spread):
+        return design_spec.from_dict({
+            "preset": "paper", "variables": {"Rc": {"low": "100 MOhm", "high": "2 GOhm"}},
+            "targets": [{"quantity": "rate", "pulse": "0.9V,1ms,2ms", "duration": "200 ms", "value": "100 Hz",
+                         "tolerance": "20 Hz", "spread": spread, "devices": 16, "fraction": 0.9}]})
+
+    small = measure.measure(spec(0.02), np.array([[5e8], [2.5e8]]))[:, 0]
+    large = measure.measure(spec(0.5), np.array([[5e8]]))[0, 0]
+    assert small[0] == 1.0 and small[1] == 0.0 and large < 1.0
+    s = spec(0.5)
+    assert search.loss(s, np.array([[large]]))[0] == pytest.approx((0.9 - large) ** 2 if large < 0.9 else 0.0)

@@ -67,7 +67,7 @@ def _as_killed_after_refractory(whole: Path, part: Path) -> None:
     chars = part / "stages" / "characteristics"
     for f in [chars / "stage.json", chars / "summary.png", *chars.glob("stochasticity.*"), *chars.glob("energy.*")]:
         f.unlink()
-    for name in ("stochastic_preset", "published", "calibration"):
+    for name in ("stochastic_preset", "published", "published_fit", "calibration"):
         shutil.rmtree(part / "stages" / name)
     ablation = part / "stages" / "ablation"
     for f in ablation.iterdir():
@@ -111,7 +111,7 @@ def test_reproduce_writes_a_report_and_resumes_to_the_same_summary(tmp_path):
     assert len(kept) == 4 and {f: f.stat().st_mtime_ns for f in kept} == stamps
     # the report: every stage, links that resolve, nothing written outside --out
     assert set(a["stages"]) == set(R.STAGES)
-    assert a["stages"]["calibration"]["skipped"] is True
+    assert a["stages"]["calibration"]["skipped"] is True and a["stages"]["published_fit"]["skipped"] is True
     assert a["stages"]["published"]["total"] >= 15
     assert set(a["stages"]["ablation"]["table"]["digits"]) == {"full", "no_ip", "lif"}
     html = (whole / "index.html").read_text()

@@ -31,7 +31,8 @@ def _groups(targets: tuple[Target, ...]) -> dict:
     out: dict = {}
     for i, t in enumerate(targets):
         noisy = t.quantity == "p_fire"
-        out.setdefault((t.stimulus_text, t.duration, noisy, t.trials if noisy else 1, t.conditions), []).append(i)
+        copies = t.trials if noisy else (t.devices if t.robust else 1)
+        out.setdefault((t.stimulus_text, t.duration, noisy, copies, t.conditions, t.spread), []).append(i)
     return out
 
 
@@ -75,16 +76,26 @@ def measure(spec: DesignSpec, values: np.ndarray, *, seed: int | None = None) ->
     n = values.shape[0]
     out = np.full((n, len(spec.targets)), np.nan)
     seed = spec.seed if seed is None else seed
-    for (text, duration, noisy, trials, conditions), idx in _groups(spec.targets).items():
+    for (text, duration, noisy, copies, conditions, spread), idx in _groups(spec.targets).items():
         stim = spec.targets[idx[0]].stimulus
-        p = candidate_params(spec, values, trials)
+        p = candidate_params(spec, values, copies)
         if conditions:
             p = replace(p, **dict(conditions))
+        if spread:
+            # device-to-device spread of mu: the same `copies` draws for every candidate (common random numbers)
+            z = np.random.default_rng([spec.seed, 7]).standard_normal(copies)
+            p = replace(p, mu=np.asarray(p.memristor.mu, np.float64) * np.tile(np.exp(spread * z), n))
         steps = {"rtol": 1e-4, "atol": 1e-7} if spec.adaptive and not noisy else {}
         ds = simulate(p, stim, duration=duration, deterministic=not noisy, seed=seed, signals=(), **steps)
         for i in idx:
-            q = _per_neuron(ds, spec.targets[i].quantity, spec.targets[i].after)
-            out[:, i] = q.reshape(n, trials).mean(axis=1) if noisy else q
+            t = spec.targets[i]
+            q = _per_neuron(ds, t.quantity, t.after).reshape(n, copies)
+            if noisy:
+                out[:, i] = q.mean(axis=1)
+            elif spread:        # the fraction of devices whose value meets the interval
+                out[:, i] = ((q >= t.low) & (q <= t.high)).mean(axis=1)
+            else:
+                out[:, i] = q[:, 0]
     return out
 
 
@@ -95,8 +106,8 @@ def measure_spice(spec: DesignSpec, values: np.ndarray, dt: float = 2e-6) -> lis
 
     p, _ = spice.exportable(chosen_params(spec, values).deterministic())
     out: list = [None] * len(spec.targets)
-    for (text, duration, noisy, _, conditions), idx in _groups(spec.targets).items():
-        if noisy:
+    for (text, duration, noisy, _, conditions, spread), idx in _groups(spec.targets).items():
+        if noisy or spread:
             continue
         stim = spec.targets[idx[0]].stimulus
         pc = replace(p, **dict(conditions)) if conditions else p

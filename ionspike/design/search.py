@@ -31,6 +31,8 @@ def violation(t: Target, value: np.ndarray) -> np.ndarray:
     """Distance of ``value`` to the target's interval (0 inside), in the target's loss units; NaN stays NaN."""
     v = np.asarray(value, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
+        if t.robust:                        # the measured value is the fraction of devices that meet it
+            return np.maximum(t.fraction - v, 0.0)
         if t.quantity == "p_fire":
             return np.maximum(t.low - v, 0.0) + np.maximum(v - t.high, 0.0)
         if t.quantity == "spike_count":

@@ -49,7 +49,8 @@ QUANTITIES = {
 }
 TOP_KEYS = ("preset", "seed", "search", "variables", "targets", "name", "description", "node")
 TARGET_KEYS = ("quantity", "pulse", "dc", "duration", "value", "tolerance", "low", "high", "weight", "trials", "set",
-               "after")
+               "after", "spread", "devices", "fraction")
+MAX_DEVICES = 1024
 SEARCH_KEYS = ("population", "generations", "adaptive")
 VARIABLE_KEYS = ("low", "high", "scale")
 MAX_TRIALS = 4096
@@ -87,6 +88,13 @@ class Target:
     trials: int = 200
     conditions: tuple = ()      # ((dotted parameter, SI value), ...) set for this target's measurement
     after: float = 0.0          # s: only spikes after this time count (steady state)
+    spread: float = 0.0         # robustness: sigma of ln(mu) across devices (0: the nominal device only)
+    devices: int = 0            # ... measured on this many devices (fixed draws, the same for every candidate)
+    fraction: float = 0.0       # ... of which at least this fraction must meet [low, high]
+
+    @property
+    def robust(self) -> bool:
+        return self.spread > 0
 
     @property
     def unit(self) -> str:
@@ -96,11 +104,16 @@ class Target:
     def label(self) -> str:
         where = "".join(f", {name.split('.')[-1]} = {value:g}" for name, value in self.conditions)
         later = f", after {self.after * 1e3:g} ms" if self.after else ""
-        return f"{self.quantity} @ {self.stimulus_text}, {self.duration * 1e3:g} ms{where}{later}"
+        robust = (f", {self.fraction:.0%} of {self.devices} devices at sigma(ln mu) = {self.spread:g}"
+                  if self.robust else "")
+        return f"{self.quantity} @ {self.stimulus_text}, {self.duration * 1e3:g} ms{where}{later}{robust}"
 
     def wanted(self) -> dict:
-        return {"low": None if math.isinf(self.low) else self.low, "high": None if math.isinf(self.high) else self.high,
-                "unit": self.unit}
+        out = {"low": None if math.isinf(self.low) else self.low, "high": None if math.isinf(self.high) else self.high,
+               "unit": self.unit}
+        if self.robust:     # the achieved value is then the fraction of devices within [low, high]
+            out.update(fraction_of_devices=self.fraction, devices=self.devices, sigma_ln_mu=self.spread)
+        return out
 
 
 @dataclass(frozen=True)
@@ -231,7 +244,19 @@ def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
         raise ParameterError(f"{where}.after = {entry.get('after')!r} is out of range: allowed [0, duration) s")
     if after and q not in ("spike_count", "isi", "rate", "refractory"):
         raise ParameterError(f"{where}.after applies to spike_count, isi, rate and refractory, not to {q}")
-    return Target(q, stimulus, text, duration, low, high, float(weight), trials, conditions, after)
+    spread, devices, fraction = 0.0, 0, 0.0
+    if any(k in entry for k in ("spread", "devices", "fraction")):
+        if q == "p_fire":
+            raise ParameterError(f"{where}: spread/devices/fraction apply to the deterministic quantities, not p_fire")
+        spread = entry.get("spread")
+        if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 < spread <= 2:
+            raise ParameterError(f"{where}.spread = {spread!r} is out of range: allowed (0, 2] (sigma of ln mu)")
+        devices = _int(entry.get("devices", 32), f"{where}.devices", 2, MAX_DEVICES)
+        fraction = entry.get("fraction", 0.9)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise ParameterError(f"{where}.fraction = {fraction!r} is out of range: allowed (0, 1]")
+    return Target(q, stimulus, text, duration, low, high, float(weight), trials, conditions, after, float(spread),
+                  devices, float(fraction))
 
 
 def load(path: str | Path) -> DesignSpec:

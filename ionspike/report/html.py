@@ -65,12 +65,21 @@ def _link(folder: Path, rel: str, text: str | None = None, prefix: str = "") -> 
 
 def _published(stage: dict) -> str:
     rows = "".join(
-        f"<tr><td class=l>{_e(r['quantity'])}</td><td>{_num(r['paper'], r['unit'])}</td><td>{_num(r['ours'], r['unit'])}</td>"
+        f"<tr><td class=l>{_e(r.get('quantity', r.get('name')))}</td><td>{_num(r['paper'], r['unit'])}</td><td>{_num(r['ours'], r['unit'])}</td>"
         f"<td>{_e(r['tolerance'])}</td><td class={'pass' if r['pass'] else 'fail'}>{'pass' if r['pass'] else 'FAIL'}</td>"
         f"<td class=l>{_e(r['note'])}</td></tr>" for r in stage["rows"])
     return (f"<p>{stage['passed']} of {stage['total']} published numbers (docs/model.md §5.1) within their "
             "stated tolerance; misses stay listed.</p><table><tr><th class=l>quantity</th><th>paper</th><th>ours</th>"
             f"<th>tolerance</th><th>result</th><th class=l>note</th></tr>{rows}</table>")
+
+
+def _published_fit(stage: dict | None) -> str:
+    if not stage:
+        return ""
+    if stage.get("skipped"):
+        return f"<h3>paper-fit preset</h3><p>{_e(stage['note'])}</p>"
+    return (f"<h3>paper-fit preset</h3><p>The preset fitted by <code>ionspike design</code> to the published numbers "
+            f"(docs/model.md §11.4).</p>{_published(stage)}")
 
 
 def _energy_table(chars: dict) -> str:
@@ -153,7 +162,7 @@ def write_report(root: Path, summary: dict) -> Path:
 <h2 id="characteristics">The six characteristics (paper preset)</h2>{char_figs}<p>Data: {char_data}</p>
 <h3>Stochastic threshold of the <code>stochastic</code> preset</h3>{_img(d['stochastic_preset'] / 'stochasticity.png', 'stochasticity, stochastic preset')}
 <h2 id="energy">Energy per spike, pJ to aJ</h2>{_energy_table(chars)}
-<h2 id="published">Published numbers against ours</h2>{_published(st['published'])}
+<h2 id="published">Published numbers against ours</h2>{_published(st['published'])}{_published_fit(st.get('published_fit'))}
 <h2 id="calibration">Calibration on measured data</h2>{_calibration(d['calibration'], st['calibration'])}
 <h2 id="ablation">RSNN of 1M1T1R neurons: ablation of each characteristic</h2>{_ablation(d['ablation'], st['ablation'])}
 <h2 id="parameters">Parameters and versions</h2>
