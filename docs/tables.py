@@ -23,7 +23,7 @@ from ionspike import presets
 from ionspike.params import ALIASES, EKV, Circuit, Memristor, Noise, SquareLaw
 
 MODEL_MD = Path(__file__).with_name("model.md")
-PRESET_ORDER = ("paper", "stochastic", "si-exact", "65nm", "3nm")
+PRESET_ORDER = ("paper", "stochastic", "si-exact", "65nm", "3nm", "paper-fit")
 RECORDS = (("memristor", Memristor), ("transistor", EKV), ("transistor", SquareLaw), ("circuit", Circuit),
            ("noise", Noise))
 
@@ -115,6 +115,15 @@ SOURCES = {
         "circuit.r_l": "[SI] Table 7",
         "circuit.c_l": "[SI] Table 7",
         "circuit.v_dd": "[ionspike] (not given in Table 7)",
+    },
+    "paper-fit": {
+        "memristor.mu": "[ionspike] ionspike design, targets/paper.toml then paper-refine.toml (§11.4)",
+        "memristor.v_h": "[ionspike] ionspike design (§11.4)",
+        "memristor.beta": "[ionspike] ionspike design (§11.4)",
+        "memristor.gamma1": "[ionspike] ionspike design (§11.4)",
+        "memristor.gamma2": "[ionspike] ionspike design (§11.4)",
+        "noise.n_eff": "[ionspike] ionspike design (§11.4)",
+        "noise.sigma_c2c_ln_mu": "[ionspike] ionspike design (§11.4)",
     },
     "3nm": {
         "memristor.mu": "[ionspike] paper's μ × 10⁵ (SI Table 8: 3×10⁷ = Table 7's × 10⁵)",
