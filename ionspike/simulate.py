@@ -435,7 +435,7 @@ def simulate(
     return ds
 
 
-def _controller(rtol, atol, max_step, time_scale) -> Controller | None:
+def _controller(rtol, atol, max_step, time_scale: float = DEFAULT_DT_S) -> Controller | None:
     """The adaptive controller the arguments ask for, or None (fixed steps). ``time_scale`` (s, the
     preset's fixed step) sets the first and the smallest step, so that a preset 1000x faster (3nm)
     gets steps 1000x shorter."""

@@ -92,9 +92,9 @@ def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None 
         return f
 
     d = len(spec.variables)
-    result = differential_evolution(objective, [(0.0, 1.0)] * d, popsize=spec.population, maxiter=spec.generations,
-                                    init="sobol", seed=spec.seed, vectorized=True, updating="deferred",
-                                    polish=False, tol=0.0, atol=0.0)
+    differential_evolution(objective, [(0.0, 1.0)] * d, popsize=spec.population, maxiter=spec.generations,
+                           init="sobol", seed=spec.seed, vectorized=True, updating="deferred", polish=False,
+                           tol=0.0, atol=0.0)   # every evaluated candidate is kept in `evaluated`
     X, Q = np.concatenate(evaluated), np.concatenate(quantities)
     F = loss(spec, Q)
     best_i = int(np.argmin(F))
