@@ -313,7 +313,9 @@ def max_events(study: Study, params) -> int:
 
 
 def metrics_of(ds, names) -> dict[str, np.ndarray]:
-    """Per-neuron metrics of a simulate Dataset (NaN where undefined)."""
+    """Per-neuron metrics of a simulate Dataset (NaN where undefined). Besides :data:`METRICS`:
+    ``isi_min_s`` (the shortest interval) and ``energy_input_per_spike_J`` (the input's energy per
+    output spike, the neuron's own), used by :mod:`ionspike.design`."""
     t = ds["spike_time"].values
     count = np.isfinite(t).sum(axis=1).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -323,13 +325,19 @@ def metrics_of(ds, names) -> dict[str, np.ndarray]:
                         np.nan)
         var = np.nansum(np.where(np.isfinite(isi), (isi - mean[:, None]) ** 2, 0.0), axis=1) / np.maximum(n_isi - 1, 1)
         cv = np.where(n_isi >= 2, np.sqrt(var) / mean, np.nan)
+        shortest = np.where(n_isi >= 1, np.min(np.where(np.isfinite(isi), isi, np.inf), axis=1, initial=np.inf), np.nan)
         first = np.where(count > 0, np.nanmin(np.where(np.isfinite(t), t, np.inf), axis=1), np.nan)
-        on = ds["dm_on_time"].values
-        switch = np.where(np.isfinite(on).any(axis=1), np.nanmin(np.where(np.isfinite(on), on, np.inf), axis=1),
-                          np.nan)
-        energy = (ds["energy_input"].values + ds["energy_supply"].values) / np.where(count > 0, count, np.nan)
-    out = {"first_spike_s": first, "spike_count": count, "isi_mean_s": mean, "isi_cv": cv,
-           "fired": (count > 0).astype(float), "switch_delay_s": switch, "energy_per_spike_J": energy}
+        per_spike = np.where(count > 0, count, np.nan)
+        energy = (ds["energy_input"].values + ds["energy_supply"].values) / per_spike
+        energy_input = ds["energy_input"].values / per_spike
+        switch = None
+        if "switch_delay_s" in names:
+            on = ds["dm_on_time"].values
+            switch = np.where(np.isfinite(on).any(axis=1),
+                              np.nanmin(np.where(np.isfinite(on), on, np.inf), axis=1), np.nan)
+    out = {"first_spike_s": first, "spike_count": count, "isi_mean_s": mean, "isi_cv": cv, "isi_min_s": shortest,
+           "fired": (count > 0).astype(float), "switch_delay_s": switch, "energy_per_spike_J": energy,
+           "energy_input_per_spike_J": energy_input}
     return {k: np.asarray(out[k], float) for k in names}
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from ionspike.design.spec import DesignSpec, Target
 from ionspike.params import replace
 from ionspike.simulate import simulate
+from ionspike.study import metrics_of
 
 
 def candidate_params(spec: DesignSpec, values: np.ndarray, repeat: int = 1):
@@ -42,31 +43,19 @@ def _per_neuron(ds, quantity: str, after: float = 0.0) -> np.ndarray:
         return _quantity(ds, quantity, after)
 
 
+# design quantity -> the per-neuron metric of ionspike.study.metrics_of (one definition for sweeps and design)
+_METRIC = {"first_spike": "first_spike_s", "spike_count": "spike_count", "isi": "isi_mean_s",
+           "refractory": "isi_min_s", "energy_per_spike": "energy_input_per_spike_J",
+           "total_energy_per_spike": "energy_per_spike_J", "p_fire": "fired"}
+
+
 def _quantity(ds, quantity: str, after: float) -> np.ndarray:
-    st = np.asarray(ds.spike_time.values, np.float64)
-    if after:
-        st = np.where(st > after, st, np.nan)
-        st = np.sort(st, axis=1)              # NaN last
-    count = np.isfinite(st).sum(axis=1).astype(np.float64) if after else np.asarray(ds.spike_count.values, np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if quantity == "first_spike":
-            return st[:, 0] if st.shape[1] else np.full(len(count), np.nan)
-        if quantity == "spike_count":
-            return count
-        gaps = np.diff(st, axis=1) if st.shape[1] > 1 else np.full((len(count), 1), np.nan)
-        if quantity in ("isi", "rate"):
-            isi = np.where(count >= 2, np.nanmean(np.where(np.isfinite(gaps), gaps, np.nan), axis=1), np.nan)
-            return isi if quantity == "isi" else 1.0 / isi
-        if quantity == "refractory":
-            return np.where(count >= 2, np.nanmin(np.where(np.isfinite(gaps), gaps, np.inf), axis=1), np.nan)
-        e_in = np.asarray(ds.energy_input.values, np.float64)
-        if quantity == "energy_per_spike":
-            return np.where(count > 0, e_in / count, np.nan)
-        if quantity == "total_energy_per_spike":
-            return np.where(count > 0, (e_in + np.asarray(ds.energy_supply.values, np.float64)) / count, np.nan)
-        if quantity == "p_fire":
-            return (count > 0).astype(np.float64)
-    raise ValueError(quantity)
+    if after:       # only spikes after `after` count (the spec allows it for counts and intervals only)
+        st = np.asarray(ds.spike_time.values, np.float64)
+        ds = ds.assign(spike_time=(ds.spike_time.dims, np.sort(np.where(st > after, st, np.nan), axis=1)))
+    if quantity == "rate":
+        return 1.0 / metrics_of(ds, ["isi_mean_s"])["isi_mean_s"]
+    return metrics_of(ds, [_METRIC[quantity]])[_METRIC[quantity]]
 
 
 def measure(spec: DesignSpec, values: np.ndarray, *, seed: int | None = None) -> np.ndarray:
