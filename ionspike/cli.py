@@ -507,9 +507,14 @@ def design(
                                                      "sensitivity.csv, design.png)."),
     spice: bool = typer.Option(False, "--spice", help="Also check the chosen design on its exported deck with the "
                                                       "real ngspice."),
+    workers: Optional[int] = typer.Option(None, help="Measure each generation's candidates on a local Dask cluster "
+                                          "of this many workers (default: in this process, one batch)."),
+    scheduler: Optional[str] = typer.Option(None, help="Measure them on a running Dask scheduler "
+                                            "(tcp://HOST:PORT; also DASK_SCHEDULER_ADDRESS)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Inverse design: the circuit and device values that meet measurable targets, with the verdict per target."""
+    import contextlib
     import shlex
     import sys
 
@@ -522,9 +527,16 @@ def design(
         from ionspike.spice.run import executable
 
         executable()                                # ngspice missing: say so now, not after the search
-    with io.OutputFolder(out, "design", force=force) as out_dir, _bar(TextColumn("{task.fields[info]}")) as bar:
+    from ionspike.runner import Runner
+
+    distributed = workers is not None or scheduler is not None
+    with io.OutputFolder(out, "design", force=force) as out_dir, \
+            (Runner(scheduler=scheduler, workers=workers) if distributed else contextlib.nullcontext()) as runner, \
+            _bar(TextColumn("{task.fields[info]}")) as bar:
+        if runner is not None and runner.dashboard:
+            _say(f"Dask dashboard: {runner.dashboard}")
         task = bar.add_task(escape(f"design {spec.name}"), total=spec.generations + 1, info="")
-        result = search.run(spec, spice=spice, progress=lambda g, G, best: bar.update(
+        result = search.run(spec, spice=spice, runner=runner, progress=lambda g, G, best: bar.update(
             task, completed=min(g + 1, G + 1), info=f"best loss {best:.3g}"))
         output.write(spec, result, out_dir, command=shlex.join(["ionspike", *sys.argv[1:]]))
     for t in result["targets"]:

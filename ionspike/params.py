@@ -431,6 +431,12 @@ def replace(params: NeuronParams, **overrides: Any) -> NeuronParams:
     return out
 
 
+def repeat_neurons(params: NeuronParams, k: int) -> NeuronParams:
+    """Each neuron of ``params`` ``k`` times, as consecutive copies: every per-neuron 1-D array
+    repeated element-wise, scalars kept (a batch of ``k`` conditions per neuron)."""
+    return jax.tree.map(lambda v: np.repeat(np.asarray(v), k) if np.ndim(v) == 1 else v, params)
+
+
 def parse_assignments(items: list[str]) -> dict[str, str]:
     """Parse CLI ``--set name=value`` items into a dict, with a clear error for malformed ones.
 

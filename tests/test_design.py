@@ -87,6 +87,12 @@ BAD = [
     ({"targets": [{"quantity": "rate", "duration": "1 ms", "low": "1 Hz"}]}, "exactly one stimulus"),
     ({"targets": []}, "at least one"),
     ({"colour": "blue"}, "unknown key(s) ['colour']"),
+    ({"targets": [{"quantity": "ip_ratio", "pulse": "0.9V,1ms,2ms", "value": 0.4}]}, "its own paired pulses"),
+    ({"targets": [{"quantity": "ip_ratio", "amplitude": "-1 V", "value": 0.4}]}, "targets[0].amplitude"),
+    ({"targets": [{"quantity": "ip_ratio", "width": "2 s", "value": 0.4}]}, "targets[0].width"),
+    ({"targets": [{"quantity": "rate", "pulse": "0.9V,1ms,2ms", "duration": "1 ms", "low": "1 Hz",
+                   "width": "20 ms"}]}, "applies to quantity = 'ip_ratio' only"),
+    ({"targets": [{"quantity": "ip_ratio", "value": 0.4, "spread": 0.2}]}, "not ip_ratio"),
 ]
 
 
@@ -143,3 +149,39 @@ def test_a_robustness_target_is_the_fraction_of_devices_that_meet_it():
     assert small[0] == 1.0 and small[1] == 0.0 and large < 1.0
     s = spec(0.5)
     assert search.loss(s, np.array([[large]]))[0] == pytest.approx((0.9 - large) ** 2 if large < 0.9 else 0.0)
+
+
+def test_the_ip_ratio_target_is_the_plasticity_protocols_number_per_candidate():
+    """ip_ratio measures what the intrinsic-plasticity protocol reports (advance after 200 ms over that
+    after 3 ms, auto amplitude), for many candidates at once; a residue that decays faster (gamma2 up)
+    forgets more in 200 ms, so the ratio falls."""
+    from ionspike.design import measure
+    from ionspike.protocols.plasticity import intrinsic_plasticity
+
+    spec = design_spec.from_dict({
+        "preset": "paper", "variables": {"gamma2": {"low": "1", "high": "20", "scale": "log"}},
+        "targets": [{"quantity": "ip_ratio", "value": 0.42, "tolerance": 0.15},
+                    {"quantity": "ip_ratio", "amplitude": "0.78 V", "value": 0.42, "tolerance": 0.15}]})
+    q = measure.measure(spec, np.array([[5.0], [2.5], [10.0]]))
+    protocol = intrinsic_plasticity("paper")[1]
+    assert q[0, 0] == pytest.approx(protocol["advance_ratio_200ms_3ms"], rel=1e-9)
+    assert protocol["amplitude_V"] == 0.78 and q[0, 1] == pytest.approx(q[0, 0], rel=1e-9)
+    assert q[1, 0] > q[0, 0] > q[2, 0] > 0
+
+
+def test_candidates_measured_on_a_dask_runner_equal_the_in_process_batch():
+    """The search's measurements split into chunks, each a task of a real local Dask cluster (two
+    worker processes): deterministic quantities are the numbers of one in-process batch."""
+    from ionspike.design import measure
+    from ionspike.runner import Runner
+
+    spec = design_spec.from_dict({
+        "preset": "paper", "variables": {"Rc": {"low": "100 MOhm", "high": "2 GOhm", "scale": "log"}},
+        "targets": [{"quantity": "rate", "pulse": "0.9V,1ms,2ms", "duration": "150 ms", "low": "10 Hz"},
+                    {"quantity": "first_spike", "pulse": "0.9V,1ms,2ms", "duration": "150 ms", "high": "50 ms"}]})
+    x = np.array([[2e8], [3e8], [5e8], [8e8], [1.2e9]])
+    with Runner(workers=2) as runner:
+        distributed = search.measure_on(runner, spec, x, chunk=2)
+    # the same simulation in other batch shapes: equal up to float64 rounding (6e-14 seen; SIMD lanes)
+    np.testing.assert_allclose(distributed, measure.measure(spec, x), rtol=1e-9, atol=0)
+    assert np.isfinite(distributed).all()

@@ -31,6 +31,8 @@ def _groups(targets: tuple[Target, ...]) -> dict:
     """Targets that share one simulation: (stimulus, duration, noisy, trials, conditions) -> target indices."""
     out: dict = {}
     for i, t in enumerate(targets):
+        if t.quantity == "ip_ratio":        # its own protocol (ip_ratio), one target at a time
+            continue
         noisy = t.quantity == "p_fire"
         copies = t.trials if noisy else (t.devices if t.robust else 1)
         out.setdefault((t.stimulus_text, t.duration, noisy, copies, t.conditions, t.spread), []).append(i)
@@ -65,6 +67,9 @@ def measure(spec: DesignSpec, values: np.ndarray, *, seed: int | None = None) ->
     n = values.shape[0]
     out = np.full((n, len(spec.targets)), np.nan)
     seed = spec.seed if seed is None else seed
+    for i, t in enumerate(spec.targets):
+        if t.quantity == "ip_ratio":
+            out[:, i] = ip_ratio(spec, t, values, seed)
     for (text, duration, noisy, copies, conditions, spread), idx in _groups(spec.targets).items():
         stim = spec.targets[idx[0]].stimulus
         p = candidate_params(spec, values, copies)
@@ -88,9 +93,26 @@ def measure(spec: DesignSpec, values: np.ndarray, *, seed: int | None = None) ->
     return out
 
 
+def ip_ratio(spec: DesignSpec, t: Target, values: np.ndarray, seed: int) -> np.ndarray:
+    """The intrinsic-plasticity advance ratio of every candidate, by the protocol's own measurement
+    (:func:`ionspike.protocols.plasticity.advance_ratios`; with an "auto" amplitude, each candidate's
+    own matched amplitude: one batched amplitude sweep, then one batched paired-pulse run)."""
+    from ionspike.protocols.plasticity import PAPER_FIRST_INTEGRATION_S, advance_ratios, match_amplitudes
+
+    n = values.shape[0]
+    p = candidate_params(spec, values)
+    if t.conditions:
+        p = replace(p, **dict(t.conditions))
+    width = float(np.ravel(t.stimulus.width)[0])
+    amplitude = (match_amplitudes(p, width, PAPER_FIRST_INTEGRATION_S * width / 20e-3, None, seed, neurons=n)
+                 if t.auto_amplitude else float(np.ravel(t.stimulus.amplitude)[0]))
+    return advance_ratios(p, amplitude, width, None, seed, neurons=n)
+
+
 def measure_spice(spec: DesignSpec, values: np.ndarray, dt: float = 2e-6) -> list:
     """The deterministic targets of one candidate measured on its exported ngspice deck, run by the real
-    ngspice (``dt``: the deck's maximum step, s); None for P(fire) (noise has no ngspice form)."""
+    ngspice (``dt``: the deck's maximum step, s); None for P(fire) (noise has no ngspice form) and for
+    the IP ratio (a protocol of its own, not exported)."""
     from ionspike import spice
 
     p, _ = spice.exportable(chosen_params(spec, values).deterministic())

@@ -23,6 +23,7 @@ from ionspike.design.measure import measure
 from ionspike.design.spec import DesignSpec, Target
 
 UNDEFINED_COST = 25.0
+CHUNK = 16                # candidates per runner task (ionspike design --workers/--scheduler)
 SENSITIVITY_STEP = 0.1    # relative change of each variable for the sensitivity (spike times sit on pulse
                           # edges, so counts and ISIs move in steps: a few % often changes nothing)
 
@@ -69,16 +70,45 @@ def _from_si(spec: DesignSpec, x: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None = None, spice: bool = False) -> dict:
+def _measure_chunk(spec: DesignSpec, task: tuple) -> np.ndarray:
+    """One runner task: the quantities of a chunk of candidates ``(offset, values)``."""
+    return measure(spec, task[1])
+
+
+def measure_on(runner, spec: DesignSpec, x: np.ndarray, chunk: int = CHUNK) -> np.ndarray:
+    """:func:`measure` of the candidates ``x`` split into chunks of ``chunk`` candidates, each a task
+    of ``runner`` (:class:`ionspike.runner.Runner`); None: in this process, one batch. Deterministic
+    quantities are the same either way; P(fire) draws its noise per chunk (the same seed in every
+    chunk: common random numbers across chunks), so its values depend on the chunk size."""
+    if runner is None:
+        return measure(spec, x)
+    out = np.full((x.shape[0], len(spec.targets)), np.nan)
+    failed: list = []
+
+    def done(task, q):
+        out[task[0]:task[0] + len(task[1])] = q
+
+    runner.run(_measure_chunk, [(i, x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], on_result=done,
+               on_error=lambda task, exc: failed.append((task[0], exc)), args=(spec,))
+    if failed:
+        offset, exc = failed[0]
+        raise RuntimeError(f"measuring candidates {offset}..{offset + chunk - 1} failed on the runner: {exc}") from exc
+    return out
+
+
+def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None = None, spice: bool = False,
+        runner=None) -> dict:
     """Search, then judge and check the best candidate (``spice``: also on its exported ngspice deck,
-    run by the real ngspice). Returns the design as JSON-ready data."""
+    run by the real ngspice). ``runner``: measure each generation's candidates as tasks of this
+    :class:`ionspike.runner.Runner` (chunks of ``CHUNK``), for populations that outgrow one machine;
+    None: in this process. Returns the design as JSON-ready data."""
     history, evaluated, quantities = [], [], []
     t0 = time.perf_counter()
     generation = [0]
 
     def objective(u):                       # u: (variables, candidates), SciPy's vectorised layout
         x = to_si(spec, np.clip(u.T, 0.0, 1.0))
-        q = measure(spec, x)
+        q = measure_on(runner, spec, x)
         f = loss(spec, q)
         evaluated.append(x)
         quantities.append(q)
@@ -125,7 +155,7 @@ def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None 
             t["ngspice"] = value
             t["ngspice_vs_ionspike"] = (None if value is None or t["achieved"] in (None, 0)
                                         else value / t["achieved"] - 1.0)
-    sens = sensitivity(spec, x_best, q_check)
+    sens = sensitivity(spec, x_best, q_check, runner)
     from ionspike.design.area import footprint
     from ionspike.design.measure import chosen_params
 
@@ -139,12 +169,20 @@ def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None 
         "loss": float(F[best_i]), "evaluations": int(len(F)), "generations": len(history),
         "optimizer": f"scipy.optimize.differential_evolution (Sobol start, population {spec.population} per "
                      f"variable, vectorised: one batched simulation per generation; no gradient)",
+        "runner": None if runner is None else {"chunk": CHUNK, "workers": _workers(runner)},
         "sensitivity": sens, "history": history, "seconds": time.perf_counter() - t0,
         "checked_with_seed": spec.seed + 1,
     }
 
 
-def sensitivity(spec: DesignSpec, x: np.ndarray, q0: np.ndarray) -> dict:
+def _workers(runner) -> int | None:
+    try:
+        return len(runner.client.scheduler_info()["workers"])
+    except Exception:  # noqa: BLE001 -- informational only
+        return None
+
+
+def sensitivity(spec: DesignSpec, x: np.ndarray, q0: np.ndarray, runner=None) -> dict:
     """Normalised sensitivity at ``x``: d ln(quantity) / d ln(variable) by central differences of
     ``SENSITIVITY_STEP`` (one batched simulation); None where a quantity is undefined or zero."""
     d = len(spec.variables)
@@ -154,7 +192,7 @@ def sensitivity(spec: DesignSpec, x: np.ndarray, q0: np.ndarray) -> dict:
             xx = x.copy()
             xx[j] = x[j] * (1.0 + sign * SENSITIVITY_STEP)
             rows.append(xx)
-    q = measure(spec, np.array(rows))
+    q = measure_on(runner, spec, np.array(rows))
     out = {}
     for i, t in enumerate(spec.targets):
         out[t.label] = {}

@@ -46,10 +46,15 @@ QUANTITIES = {
     "energy_per_spike": ("J", "energy drawn from the input per output spike (the neuron's own)"),
     "total_energy_per_spike": ("J", "input plus supply energy per output spike"),
     "p_fire": ("1", "probability of at least one spike within the duration (noisy devices, `trials` each)"),
+    "ip_ratio": ("1", "intrinsic-plasticity advance ratio: the advance of a second pulse's firing after a 200 ms gap "
+                      "over that after a 3 ms gap (paired pulses of `width`, default 20 ms, and `amplitude` V or "
+                      "'auto', the default: the amplitude whose first pulse fires at 13/20 of the width; "
+                      "deterministic device; no pulse, dc or duration)"),
 }
 TOP_KEYS = ("preset", "seed", "search", "variables", "targets", "name", "description", "node")
 TARGET_KEYS = ("quantity", "pulse", "dc", "duration", "value", "tolerance", "low", "high", "weight", "trials", "set",
-               "after", "spread", "devices", "fraction")
+               "after", "spread", "devices", "fraction", "amplitude", "width")
+IP_KEYS = ("amplitude", "width")   # the ip_ratio target's own stimulus keys
 MAX_DEVICES = 1024
 SEARCH_KEYS = ("population", "generations", "adaptive")
 VARIABLE_KEYS = ("low", "high", "scale")
@@ -91,6 +96,7 @@ class Target:
     spread: float = 0.0         # robustness: sigma of ln(mu) across devices (0: the nominal device only)
     devices: int = 0            # ... measured on this many devices (fixed draws, the same for every candidate)
     fraction: float = 0.0       # ... of which at least this fraction must meet [low, high]
+    auto_amplitude: bool = False  # ip_ratio: the amplitude is chosen per candidate (13/20 of the width to fire)
 
     @property
     def robust(self) -> bool:
@@ -192,14 +198,12 @@ def _conditions(entry: Any, where: str, base: NeuronParams, variables: tuple) ->
     return tuple(sorted(out))
 
 
-def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
-    where = f"targets[{i}]"
-    entry = _table(entry, where, TARGET_KEYS)
-    q = entry.get("quantity")
-    if q not in QUANTITIES:
-        raise ParameterError(f"{where}.quantity = {q!r} is unknown: allowed {', '.join(QUANTITIES)}")
-    unit = QUANTITIES[q][0]
-    parse_unit = "" if unit == "1" else unit
+def _stimulus(entry: dict, where: str) -> tuple:
+    """(stimulus, its text, duration in s) of a target with ``pulse`` or ``dc`` and ``duration``."""
+    extra = [k for k in IP_KEYS if k in entry]
+    if extra:
+        raise ParameterError(f"{where}.{extra[0]} applies to quantity = 'ip_ratio' only (its paired pulses); "
+                             "other quantities take pulse = or dc =")
     if ("pulse" in entry) == ("dc" in entry):
         raise ParameterError(f"{where}: give exactly one stimulus, pulse = \"0.9V,1ms,2ms\" or dc = \"0.8 V\"")
     kind = "pulse" if "pulse" in entry else "dc"
@@ -209,6 +213,48 @@ def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
     duration = parse_quantity(entry["duration"], "s", name=f"{where}.duration")
     if not (math.isfinite(duration) and duration > 0):
         raise ParameterError(f"{where}.duration = {entry['duration']!r} is out of range: allowed (0, inf) s")
+    return stimulus, (str(entry[kind]) if kind == "pulse" else f"DC {entry[kind]}"), duration, False
+
+
+def _ip_stimulus(entry: dict, where: str) -> tuple:
+    """The ip_ratio target's paired pulses: ``amplitude`` (V, or "auto", the default: chosen per
+    candidate) and ``width`` (default 20 ms), at the paper's gaps of 3 ms and 200 ms. Returns
+    (stimulus, text, duration in s, whether the amplitude is "auto"; its stimulus then holds 1 V as a
+    placeholder)."""
+    from ionspike.protocols.plasticity import RATIO_GAPS_S
+    from ionspike.stimulus import paired_pulses
+
+    for k in ("pulse", "dc", "duration", "after"):
+        if k in entry:
+            raise ParameterError(f"{where}.{k}: quantity = 'ip_ratio' has its own paired pulses (gaps 3 ms and "
+                                 "200 ms): give amplitude = and width = instead")
+    width = parse_quantity(entry.get("width", "20 ms"), "s", name=f"{where}.width")
+    if not (math.isfinite(width) and 0 < width <= 1.0):
+        raise ParameterError(f"{where}.width = {entry.get('width')!r} is out of range: allowed (0, 1] s")
+    amplitude = entry.get("amplitude", "auto")
+    if isinstance(amplitude, str) and amplitude.strip().lower() == "auto":
+        amp, shown = math.nan, "auto"
+    else:
+        amp = parse_quantity(amplitude, "V", name=f"{where}.amplitude")
+        if not (math.isfinite(amp) and 0 < amp <= 100):
+            raise ParameterError(f"{where}.amplitude = {amplitude!r} is out of range: allowed (0, 100] V or 'auto'")
+        shown = f"{amp:g} V"
+    gaps = list(RATIO_GAPS_S)
+    auto = math.isnan(amp)
+    stimulus = paired_pulses(1.0 if auto else amp, [width] * len(gaps), gaps)
+    return (stimulus, f"paired pulses {shown}, {width * 1e3:g} ms, gaps 3/200 ms", float(2 * width + max(gaps) + 5e-3),
+            auto)
+
+
+def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
+    where = f"targets[{i}]"
+    entry = _table(entry, where, TARGET_KEYS)
+    q = entry.get("quantity")
+    if q not in QUANTITIES:
+        raise ParameterError(f"{where}.quantity = {q!r} is unknown: allowed {', '.join(QUANTITIES)}")
+    unit = QUANTITIES[q][0]
+    parse_unit = "" if unit == "1" else unit
+    stimulus, text, duration, auto = (_ip_stimulus if q == "ip_ratio" else _stimulus)(entry, where)
     low, high = -math.inf, math.inf
     if "value" in entry:
         if "low" in entry or "high" in entry:
@@ -237,7 +283,6 @@ def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0 < weight < 1e6):
         raise ParameterError(f"{where}.weight = {weight!r} is out of range: allowed (0, 1e6)")
     trials = _int(entry.get("trials", 200), f"{where}.trials", 1, MAX_TRIALS)
-    text = str(entry[kind]) if kind == "pulse" else f"DC {entry[kind]}"
     conditions = _conditions(entry.get("set", {}), f"{where}.set", base, variables)
     after = parse_quantity(entry.get("after", 0.0), "s", name=f"{where}.after")
     if not 0 <= after < duration:
@@ -246,8 +291,9 @@ def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
         raise ParameterError(f"{where}.after applies to spike_count, isi, rate and refractory, not to {q}")
     spread, devices, fraction = 0.0, 0, 0.0
     if any(k in entry for k in ("spread", "devices", "fraction")):
-        if q == "p_fire":
-            raise ParameterError(f"{where}: spread/devices/fraction apply to the deterministic quantities, not p_fire")
+        if q in ("p_fire", "ip_ratio"):
+            raise ParameterError(f"{where}: spread/devices/fraction apply to the single-stimulus deterministic "
+                                 f"quantities, not {q}")
         spread = entry.get("spread")
         if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 < spread <= 2:
             raise ParameterError(f"{where}.spread = {spread!r} is out of range: allowed (0, 2] (sigma of ln mu)")
@@ -256,7 +302,7 @@ def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
             raise ParameterError(f"{where}.fraction = {fraction!r} is out of range: allowed (0, 1]")
     return Target(q, stimulus, text, duration, low, high, float(weight), trials, conditions, after, float(spread),
-                  devices, float(fraction))
+                  devices, float(fraction), auto)
 
 
 def load(path: str | Path) -> DesignSpec:

@@ -7,6 +7,7 @@ import numpy as np
 
 from ionspike import checks
 from ionspike.protocols.common import exp_decay_fit, first_after, key, resolve, swept
+from ionspike.params import repeat_neurons
 from ionspike.simulate import DEFAULT_DT_S, simulate
 from ionspike.stimulus import PulseTrain, paired_pulses
 
@@ -15,15 +16,43 @@ PAPER_FIRST_INTEGRATION_S = 13e-3     # Fig. 4a: the first 2 V, 20 ms pulse fire
 PAPER_ADVANCE_RATIO = 2.4 / 5.7       # advance(200 ms) / advance(3 ms), Fig. 4b
 
 
+MATCH_AMPLITUDES_V = np.round(np.arange(0.6, 2.5001, 0.02), 3)   # the grid match_amplitude chooses from, V
+RATIO_GAPS_S = (3e-3, 200e-3)         # the two gaps of the paper's advance ratio
+
+
+def match_amplitudes(p, width, target, dt, seed=0, *, neurons: int = 1):
+    """Per neuron of ``p`` (``neurons`` of them, per-neuron parameter arrays allowed): the input
+    amplitude (V, from :data:`MATCH_AMPLITUDES_V`) whose single pulse of ``width`` s fires closest
+    to ``target`` s after onset; the largest amplitude where none fires. One batched simulation of
+    ``neurons`` x the grid."""
+    amps = MATCH_AMPLITUDES_V
+    k = len(amps)
+    ds = simulate(repeat_neurons(p, k), PulseTrain(amplitude=np.tile(amps, neurons), width=width, period=width, n_pulses=1),
+                  duration=width, dt=dt, deterministic=True, seed=seed, signals=(), n=neurons * k)
+    t = first_after(ds, 0.0).reshape(neurons, k)
+    best = np.where(np.isfinite(t).any(axis=1), np.nanargmin(np.where(np.isfinite(t), np.abs(t - target), np.inf),
+                                                             axis=1), k - 1)
+    return amps[best]
+
+
 def match_amplitude(p, width, target, dt, seed=0):
     """Input amplitude (V) whose single pulse of ``width`` s fires closest to ``target`` s after onset."""
-    amps = np.round(np.arange(0.6, 2.5001, 0.02), 3)
-    ds = simulate(p, PulseTrain(amplitude=amps, width=width, period=width, n_pulses=1), duration=width, dt=dt,
-                  deterministic=True, seed=seed, signals=())
-    t = first_after(ds, 0.0)
-    if not np.isfinite(t).any():
-        return float(amps[-1])
-    return float(amps[np.nanargmin(np.abs(t - target))])
+    return float(match_amplitudes(p, width, target, dt, seed)[0])
+
+
+def advance_ratios(p, amplitude, width, dt, seed=0, *, neurons: int = 1) -> np.ndarray:
+    """Per neuron of ``p``: the advance ratio advance(200 ms) / advance(3 ms) of paired pulses of
+    ``amplitude`` V (scalar or per neuron) and ``width`` s, deterministic; NaN where the first
+    pulse or the second does not fire. One batched simulation of 2 x ``neurons``."""
+    gaps = np.tile(np.asarray(RATIO_GAPS_S), neurons)
+    amps = np.repeat(np.broadcast_to(np.asarray(amplitude, np.float64), (neurons,)), 2)
+    duration = float(2 * width + max(RATIO_GAPS_S) + 5e-3)
+    ds = simulate(repeat_neurons(p, 2), paired_pulses(amps, np.full(2 * neurons, width), gaps), duration=duration, dt=dt,
+                  deterministic=True, seed=seed, signals=(), n=2 * neurons)
+    onset2 = width + gaps
+    advance = (first_after(ds, 0.0, width) - (first_after(ds, onset2, onset2 + width) - onset2)).reshape(neurons, 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return advance[:, 1] / advance[:, 0]
 
 
 def intrinsic_plasticity(preset="paper", *, amplitude="auto", width=20e-3, gaps=GAPS_S, seed=0, progress=None):
