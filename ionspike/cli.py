@@ -657,6 +657,8 @@ def train(
     substeps: int = typer.Option(4, min=1, max=64, help="Midpoint sub-steps of the 1M1T1R cell per input pulse (1..64)."),
     train_sigma: Optional[float] = typer.Option(None, help="Variability-aware training: device-to-device spread of "
                                                 "ln mu drawn afresh for every batch (1m1t1r)."),
+    input_map: str = typer.Option("sigmoid", help="How the 1m1t1r cell turns a drive into a pulse amplitude: "
+                                  "sigmoid (1.2 V sigmoid(d)) or linear (0.6 V + 0.3 V d, clipped to 0-1.2 V)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Train an RSNN by BPTT; checkpoints every epoch and resumes from DIR/checkpoint.npz."""
@@ -668,7 +670,7 @@ def train(
     config = T.TrainConfig(task=task, neuron=neuron, variant=variant, preset=preset, hidden=hidden, epochs=epochs,
                            batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step,
                            substeps_on=substeps, readout=readout, val_fraction=val_fraction, patience=patience,
-                           train_sigma_d2d=train_sigma)
+                           train_sigma_d2d=train_sigma, input_map=input_map)
     with _option("--preset"):
         isp.presets.load(preset)
     with io.OutputFolder(out, "train", force=force, resumable=True) as out_dir, _epoch_bar() as bar:

@@ -194,11 +194,27 @@ def test_bad_training_input_is_refused_with_the_allowed_values():
         T.TrainConfig(train_sigma_d2d=-0.1)
     with pytest.raises(ParameterError, match="readout = 'rate' is unknown"):
         T.TrainConfig(readout="rate")
+    with pytest.raises(ParameterError, match="input_map = 'tanh' is unknown: allowed linear, sigmoid"):
+        T.TrainConfig(input_map="tanh")
+    with pytest.raises(ParameterError, match="v_rest = 1.5 V is out of range"):
+        cells.DeviceCell(P, v_rest=1.5)
     runner = CliRunner()
     r = runner.invoke(app, ["train", "--out", "/tmp/x", "--hidden", "-3"])
     assert r.exit_code == 2 and "hidden = -3 is out of range" in r.output
     r = runner.invoke(app, ["ablate", "--out", "/tmp/x", "--variants", "full,bogus"])
     assert r.exit_code == 2 and "unknown variant 'bogus'" in r.output
+
+
+def test_input_maps_reach_the_paper_range_and_saturate_without_gradient():
+    """The linear map: 0.6 V at zero drive, 0.3 V per unit, clipped to 0-1.2 V with no gradient beyond
+    (a harder pulse does nothing more); the sigmoid map (the default) keeps a gradient everywhere."""
+    lin = cells.DeviceCell(P, input_map="linear")
+    sig = cells.DeviceCell(P)
+    d = jnp.array([-5.0, -1.0, 0.0, 1.0, 1.9, 5.0])
+    np.testing.assert_allclose(lin.amplitude(d), [0.0, 0.3, 0.6, 0.9, 1.17, 1.2], atol=1e-6)
+    np.testing.assert_allclose(jax.vmap(jax.grad(lin.amplitude))(d), [0.0, 0.3, 0.3, 0.3, 0.3, 0.0], atol=1e-7)
+    assert float(sig.amplitude(0.0)) == pytest.approx(0.6) and float(jax.grad(sig.amplitude)(5.0)) > 0
+    assert lin.describe()["input_map"] == "linear" and "input_map" not in sig.describe()
 
 
 def test_energy_per_inference_adds_neurons_output_stages_and_crossbar_reads():

@@ -22,8 +22,8 @@ LIF with ``r = 1/(1 - d)``, and the leaky-integrator readout ``u <- k u + W s`` 
 * **1M1T1R** has no NIR node. Its population exports as the nearest NIR ``LIF`` (reset to
   ``v_reset``): ``tau``, ``r``, ``v_leak`` and ``v_reset`` (threshold 1) chosen on a grid to match
   the deterministic device's response to a constant drive over the task's length (spike count
-  and first-spike bin at 33 drives from -4 to 4; the device sees a drive through its
-  ``v_min + (v_max - v_min) sigmoid(drive)`` input map). The device's parameters travel in the
+  and first-spike bin at 33 drives from -4 to 4; the device sees a drive through its cell's
+  input map, :meth:`ionspike.network.cells.DeviceCell.amplitude`). The device's parameters travel in the
   node's metadata. The export is lossy and says by how much: the fitted curve's error and, on
   the task's test set, the spike counts and the accuracy of the approximating network against
   the device network (:func:`to_graph`'s report, also in the graph's metadata).

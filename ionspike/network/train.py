@@ -50,6 +50,7 @@ VAL_SPLIT_SEED = 20261202   # the fixed validation split (independent of the mod
 # accuracy; see README "Networks"); everything else in the recipe is identical
 DEFAULT_LR = {"1m1t1r": 1e-2, "lif": 1e-3, "alif": 1e-3}
 DEFAULT_RATE_WEIGHT = {"1m1t1r": 10.0, "lif": 0.0, "alif": 0.0}
+LEGACY_INPUT_MAP = "sigmoid"   # the input map of models and checkpoints written before TrainConfig.input_map existed
 RATE_LIMIT = 0.05   # spikes per neuron and bin above which the upper-rate penalty acts
 
 
@@ -105,6 +106,7 @@ class TrainConfig:
     patience: int | None = None
     train_sigma_d2d: float | None = None
     rate_weight: float | None = None    # None: DEFAULT_RATE_WEIGHT of the neuron
+    input_map: str = "sigmoid"          # the 1m1t1r cell's drive -> pulse amplitude map (cells.INPUT_MAPS)
     task_options: tuple | None = None   # (name, value) pairs for the task generator (None: the task's)
 
     def __post_init__(self):
@@ -116,6 +118,8 @@ class TrainConfig:
             raise ParameterError(f"variant = {self.variant!r} applies to the 1m1t1r neuron only (neuron = {self.neuron!r})")
         if self.readout not in READOUTS:
             raise ParameterError(f"readout = {self.readout!r} is unknown: allowed {', '.join(READOUTS)}")
+        if self.input_map not in cells.INPUT_MAPS:
+            raise ParameterError(f"input_map = {self.input_map!r} is unknown: allowed {', '.join(cells.INPUT_MAPS)}")
         timing = TASK_TIMING[tasks.check(self.task)]
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.neuron])
@@ -164,6 +168,7 @@ class TrainConfig:
         d = {k: v for k, v in data.items() if k in known}
         if d.get("task_options") is not None:
             d["task_options"] = tuple(tuple(kv) for kv in d["task_options"])
+        d.setdefault("input_map", LEGACY_INPUT_MAP)     # files written before the field existed
         return cls(**d)
 
 
@@ -189,7 +194,7 @@ def build(config: TrainConfig, task: tasks.Task) -> tuple[RSNN, dict]:
     if config.neuron == "1m1t1r":
         spec = device_bin(config)
         v = variants.make(config.variant, presets.params(config.preset), spec)
-        cell: cells.Cell = cells.DeviceCell(v.params, spec, stochastic=v.stochastic)
+        cell: cells.Cell = cells.DeviceCell(v.params, spec, stochastic=v.stochastic, input_map=config.input_map)
         info.update(note=v.note, mu_factor=v.mu_factor, preset=config.preset)
     else:
         spec = Bin()
@@ -204,7 +209,10 @@ def build(config: TrainConfig, task: tasks.Task) -> tuple[RSNN, dict]:
 def params_digest(config: TrainConfig, info: dict) -> str:
     """A hash of what the run resolves to (configuration and the neuron's resolved parameters):
     a checkpoint resumes only a run of the same content, whatever paths its preset came from."""
-    blob = json.dumps({"config": config.to_dict(), "cell": info["cell"]}, sort_keys=True, default=str)
+    cfg = config.to_dict()
+    if cfg["input_map"] == LEGACY_INPUT_MAP:        # as before the field existed: earlier files keep their digest
+        del cfg["input_map"]
+    blob = json.dumps({"config": cfg, "cell": info["cell"]}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
