@@ -10,8 +10,9 @@ Zarr regions; ``ablate`` writes training-run folders); the runner knows neither.
   (``dask scheduler`` / ``dask worker``, dask-jobqueue, dask-mpi). An unreachable address is an
   error after ``timeout`` seconds, not a hang.
 * **Faults**: a worker that dies mid-task costs only its task, which Dask runs again elsewhere
-  (up to ``distributed.scheduler.allowed-failures`` times); a task that raises is reported to
-  ``on_error`` and the other tasks go on.
+  (up to ``distributed.scheduler.allowed-failures`` times), or, where the scheduler cancels it
+  instead, the runner submits again (``CANCELLED_RETRIES`` times); a task that raises is reported
+  to ``on_error`` and the other tasks go on.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterable
 from ionspike.errors import ParameterError
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+CANCELLED_RETRIES = 3   # times a task the cluster cancelled (not failed) is submitted again
 #: one thread per worker process for the numerical libraries (JAX's CPU backend sizes its own pool
 #: by the CPUs the process may use: local workers are pinned to one core each, see _OneCore)
 WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
@@ -113,13 +115,25 @@ class Runner:
         from distributed import as_completed
 
         shared = tuple(self.client.scatter(a, broadcast=True) for a in args)
-        futures = {}
+        futures, resubmitted = {}, {}
         for task in tasks:
             fut = self.client.submit(fn, *shared, task, pure=False)
             futures[fut] = task
-        for fut in as_completed(futures):
-            task = futures[fut]
-            if fut.status == "error":
+        pending = as_completed(futures)
+        for fut in pending:
+            task = futures.pop(fut)
+            if fut.status == "cancelled":
+                # the scheduler can drop a task whose worker died mid-run ("already forgotten") instead of
+                # rerunning it (seen with a SIGKILLed worker under load): submit it again, a bounded number of times
+                tries = resubmitted.get(id(task), 0) + 1
+                if tries > CANCELLED_RETRIES:
+                    on_error(task, RuntimeError(f"the cluster cancelled this task {tries} times"))
+                else:
+                    resubmitted[id(task)] = tries
+                    again = self.client.submit(fn, *shared, task, pure=False)
+                    futures[again] = task
+                    pending.add(again)
+            elif fut.status == "error":
                 on_error(task, fut.exception())
             else:
                 on_result(task, fut.result())

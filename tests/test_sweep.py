@@ -220,3 +220,25 @@ def test_reproduce_protocol_on_the_runner_equals_in_process():
     _, metrics = got[0]
     _, local = protocols.run(*item[:2], trials=item[2], seed=0)
     assert metrics == local
+
+
+def _cancel_own_first_run(marker):
+    """A runner task that, on its first run, has the scheduler cancel it while it runs (as the
+    scheduler may do with a task whose worker died); on the next run it returns normally."""
+    import distributed
+
+    marker = Path(marker)
+    if not marker.exists():
+        marker.write_text("cancelled once")
+        key = distributed.get_worker().get_current_task()
+        distributed.get_client().cancel(distributed.Future(key), force=True)
+        time.sleep(5)               # the cancellation reaches the client while this run is still going
+    return "done"
+
+
+def test_a_task_the_cluster_cancels_is_submitted_again(tmp_path):
+    results, errors = [], []
+    with Runner(workers=1) as runner:
+        runner.run(_cancel_own_first_run, [str(tmp_path / "marker")], on_result=lambda t, r: results.append(r),
+                   on_error=lambda t, e: errors.append(e))
+    assert (tmp_path / "marker").exists() and results == ["done"] and errors == []
