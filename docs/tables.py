@@ -117,7 +117,7 @@ SOURCES = {
         "circuit.v_dd": "[ionspike] (not given in Table 7)",
     },
     "paper-fit": {
-        "memristor.mu": "[ionspike] ionspike design, targets/paper.toml then paper-refine.toml (§11.4)",
+        "memristor.mu": "[ionspike] ionspike design, targets/paper.toml, paper-refine.toml, paper-ip.toml, paper-ip2.toml (§11.4)",
         "memristor.v_h": "[ionspike] ionspike design (§11.4)",
         "memristor.beta": "[ionspike] ionspike design (§11.4)",
         "memristor.gamma1": "[ionspike] ionspike design (§11.4)",

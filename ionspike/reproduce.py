@@ -34,7 +34,7 @@ from ionspike.errors import ParameterError
 STUDY_PRESET, STOCHASTIC_PRESET = "paper", "stochastic"
 LISTED_PRESETS = (STUDY_PRESET, STOCHASTIC_PRESET, "paper-fit", "65nm", "3nm")
 STAGES = ("characteristics", "stochastic_preset", "published", "published_fit", "calibration", "ablation")
-FIT_PRESET = "paper-fit"   # made by `ionspike design` from ionspike/design/targets/paper.toml
+FIT_PRESET = "paper-fit"   # made by `ionspike design` from ionspike/design/targets/ (docs/model.md §11.4)
 MARKER = io.MARKER   # the output policy's marker: command kind, ionspike version, mode
 # per mode: trials of the stochastic protocols (None: the protocols' defaults), the ablation study
 MODES = {
