@@ -20,6 +20,15 @@ MATCH_AMPLITUDES_V = np.round(np.arange(0.6, 2.5001, 0.02), 3)   # the grid matc
 RATIO_GAPS_S = (3e-3, 200e-3)         # the two gaps of the paper's advance ratio
 
 
+def _times_to_fire(ds, width, gaps):
+    """Per neuron of a paired-pulse run: time to fire within the first pulse, within the second (from
+    its onset, after ``gaps``), and the advance (first minus second), s; NaN where a pulse does not fire."""
+    onset2 = width + np.asarray(gaps)
+    t1 = first_after(ds, 0.0, width)
+    t2 = first_after(ds, onset2, onset2 + width) - onset2
+    return t1, t2, t1 - t2
+
+
 def match_amplitudes(p, width, target, dt, seed=0, *, neurons: int = 1):
     """Per neuron of ``p`` (``neurons`` of them, per-neuron parameter arrays allowed): the input
     amplitude (V, from :data:`MATCH_AMPLITUDES_V`) whose single pulse of ``width`` s fires closest
@@ -49,8 +58,8 @@ def advance_ratios(p, amplitude, width, dt, seed=0, *, neurons: int = 1) -> np.n
     duration = float(2 * width + max(RATIO_GAPS_S) + 5e-3)
     ds = simulate(repeat_neurons(p, 2), paired_pulses(amps, np.full(2 * neurons, width), gaps), duration=duration, dt=dt,
                   deterministic=True, seed=seed, signals=(), n=2 * neurons)
-    onset2 = width + gaps
-    advance = (first_after(ds, 0.0, width) - (first_after(ds, onset2, onset2 + width) - onset2)).reshape(neurons, 2)
+    _, _, advance = _times_to_fire(ds, width, gaps)
+    advance = advance.reshape(neurons, 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         return advance[:, 1] / advance[:, 0]
 
@@ -74,10 +83,7 @@ def intrinsic_plasticity(preset="paper", *, amplitude="auto", width=20e-3, gaps=
     ds = simulate(p, paired_pulses(amplitude, width, gaps), duration=duration, dt=dt, deterministic=True,
                   seed=seed, signals=("V_in", "F", "R", "V_g"), record_every=max(1, int(round(50e-6 / dt))),
                   progress=progress)
-    onset2 = width + gaps
-    t1 = first_after(ds, 0.0, width)
-    t2 = first_after(ds, onset2, onset2 + width) - onset2
-    advance = t1 - t2
+    t1, t2, advance = _times_to_fire(ds, width, gaps)
     amp_a, tau = exp_decay_fit(gaps, advance)
     by_gap = dict(zip(np.round(gaps, 6), advance))
     ratio = by_gap.get(0.2, np.nan) / by_gap.get(0.003, np.nan) if 0.2 in by_gap and 0.003 in by_gap else None
