@@ -90,9 +90,8 @@ def measure_on(runner, spec: DesignSpec, x: np.ndarray, chunk: int = CHUNK) -> n
 
     runner.run(_measure_chunk, [(i, x[i:i + chunk]) for i in range(0, x.shape[0], chunk)], on_result=done,
                on_error=lambda task, exc: failed.append((task[0], exc)), args=(spec,))
-    if failed:
-        offset, exc = failed[0]
-        raise RuntimeError(f"measuring candidates {offset}..{offset + chunk - 1} failed on the runner: {exc}") from exc
+    if failed:      # as in one in-process batch: the first failure, with its own type and message
+        raise failed[0][1]
     return out
 
 
