@@ -510,7 +510,7 @@ def design(
     workers: Optional[int] = typer.Option(None, help="Measure each generation's candidates on a local Dask cluster "
                                           "of this many workers (default: in this process, one batch)."),
     scheduler: Optional[str] = typer.Option(None, help="Measure them on a running Dask scheduler "
-                                            "(tcp://HOST:PORT; also DASK_SCHEDULER_ADDRESS)."),
+                                            "(tcp://HOST:PORT)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Inverse design: the circuit and device values that meet measurable targets, with the verdict per target."""
