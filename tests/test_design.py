@@ -93,6 +93,7 @@ BAD = [
     ({"targets": [{"quantity": "rate", "pulse": "0.9V,1ms,2ms", "duration": "1 ms", "low": "1 Hz",
                    "width": "20 ms"}]}, "applies to quantity = 'ip_ratio' only"),
     ({"targets": [{"quantity": "ip_ratio", "value": 0.4, "spread": 0.2}]}, "not ip_ratio"),
+    ({"targets": [{"quantity": "ip_ratio", "value": 0.4, "trials": 5}]}, "trials applies to quantity = 'p_fire' only"),
 ]
 
 

@@ -282,6 +282,9 @@ def _target(i: int, entry: Any, base: NeuronParams, variables: tuple) -> Target:
     weight = entry.get("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0 < weight < 1e6):
         raise ParameterError(f"{where}.weight = {weight!r} is out of range: allowed (0, 1e6)")
+    if "trials" in entry and q != "p_fire":
+        raise ParameterError(f"{where}.trials applies to quantity = 'p_fire' only (its noisy devices); {q} is "
+                             "measured on the deterministic device")
     trials = _int(entry.get("trials", 200), f"{where}.trials", 1, MAX_TRIALS)
     conditions = _conditions(entry.get("set", {}), f"{where}.set", base, variables)
     after = parse_quantity(entry.get("after", 0.0), "s", name=f"{where}.after")
