@@ -94,6 +94,10 @@ BAD = [
                    "width": "20 ms"}]}, "applies to quantity = 'ip_ratio' only"),
     ({"targets": [{"quantity": "ip_ratio", "value": 0.4, "spread": 0.2}]}, "not ip_ratio"),
     ({"targets": [{"quantity": "ip_ratio", "value": 0.4, "trials": 5}]}, "trials applies to quantity = 'p_fire' only"),
+    ({"search": {"method": "newton"}}, "search.method = 'newton' is unknown"),
+    ({"search": {"method": "gradient"}}, "no target has a derivative"),
+    ({"search": {"starts": 0}}, "search.starts = 0"),
+    ({"search": {"iterations": 1.5}}, "search.iterations = 1.5"),
 ]
 
 

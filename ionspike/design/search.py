@@ -1,6 +1,10 @@
 """Find the variables that meet the targets: a batched derivative-free search (SciPy's differential
-evolution, Sobol start, every generation one batched simulation of all its candidates), then the
+evolution, Sobol start, every generation one batched simulation of all its candidates), then, where a
+target has a derivative (:mod:`ionspike.design.gradient`: the first spike under a DC input), a
+gradient step (L-BFGS-B from the best candidates, derivatives through the simulation); then the
 verdict per target, the sensitivity at the optimum and a check by a fresh simulation.
+``[search] method`` picks "auto" (both, the default), "evolution" (no gradient step) or "gradient"
+(a Sobol sample in place of the evolution).
 
 The loss of a candidate is the weighted sum over targets of the squared distance of the measured
 value to its accepted interval, in log units for positive quantities (a factor of e outside costs
@@ -12,13 +16,16 @@ with the closest value any candidate reached.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Callable
 
 import numpy as np
 from scipy.optimize import differential_evolution
+from scipy.stats import qmc
 
+from ionspike.design.gradient import differentiable
 from ionspike.design.measure import measure
 from ionspike.design.spec import DesignSpec, Target
 
@@ -121,10 +128,18 @@ def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None 
         return f
 
     d = len(spec.variables)
-    differential_evolution(objective, [(0.0, 1.0)] * d, popsize=spec.population, maxiter=spec.generations,
-                           init="sobol", seed=spec.seed, vectorized=True, updating="deferred", polish=False,
-                           tol=0.0, atol=0.0)   # every evaluated candidate is kept in `evaluated`
+    if spec.method == "gradient":           # one batched Sobol sample, then the gradient step from its best
+        objective(qmc.Sobol(d, seed=spec.seed).random(spec.population * d).T)
+    else:
+        differential_evolution(objective, [(0.0, 1.0)] * d, popsize=spec.population, maxiter=spec.generations,
+                               init="sobol", seed=spec.seed, vectorized=True, updating="deferred", polish=False,
+                               tol=0.0, atol=0.0)   # every evaluated candidate is kept in `evaluated`
     X, Q = np.concatenate(evaluated), np.concatenate(quantities)
+    gradient_step = None
+    diff = [i for i, t in enumerate(spec.targets) if differentiable(t)]
+    if spec.method != "evolution" and diff:
+        gradient_step, X_g, Q_g = _gradient_step(spec, X, Q, diff, runner, progress, generation[0])
+        X, Q = np.concatenate([X, X_g]), np.concatenate([Q, Q_g])
     F = loss(spec, Q)
     best_i = int(np.argmin(F))
     x_best = X[best_i]
@@ -166,12 +181,64 @@ def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None 
         "targets": targets,
         "passed": sum(t["pass"] for t in targets), "total": len(targets),
         "loss": float(F[best_i]), "evaluations": int(len(F)), "generations": len(history),
-        "optimizer": f"scipy.optimize.differential_evolution (Sobol start, population {spec.population} per "
-                     f"variable, vectorised: one batched simulation per generation; no gradient)",
+        "optimizer": _describe_optimizer(spec, gradient_step),
+        "gradient_step": gradient_step,
         "runner": None if runner is None else {"chunk": CHUNK, "workers": _workers(runner)},
-        "sensitivity": sens, "history": history, "seconds": time.perf_counter() - t0,
+        "sensitivity": sens,
+        "sensitivity_method": {t.label: ("forward-mode derivative" if differentiable(t) else
+                                         f"central differences of +-{SENSITIVITY_STEP:.0%}") for t in spec.targets},
+        "history": history, "seconds": time.perf_counter() - t0,
         "checked_with_seed": spec.seed + 1,
     }
+
+
+def _describe_optimizer(spec: DesignSpec, gradient_step: dict | None) -> str:
+    first = (f"a Sobol sample of {spec.population} candidates per variable (one batched simulation)"
+             if spec.method == "gradient" else
+             f"scipy.optimize.differential_evolution (Sobol start, population {spec.population} per variable, "
+             "vectorised: one batched simulation per generation)")
+    if gradient_step is None:
+        why = ("method 'evolution'" if spec.method == "evolution" else
+               "no target has a derivative (first_spike under a dc input is the one that does)")
+        return f"{first}; no gradient step ({why})"
+    return (f"{first}, then L-BFGS-B (scipy.optimize.minimize) from the best {len(gradient_step['starts'])} distinct "
+            f"candidates, with forward-mode derivatives of {len(gradient_step['targets'])} target(s) through the "
+            "simulation (ionspike.design.gradient)")
+
+
+def _gradient_step(spec: DesignSpec, X: np.ndarray, Q: np.ndarray, diff: list, runner, progress, generation: int):
+    """L-BFGS-B from the best ``spec.starts`` distinct candidates of ``X``: ``(report, X, Q)`` with every
+    point it evaluated and its quantities."""
+    from ionspike.design.gradient import polish
+
+    F = loss(spec, Q)
+    starts, seen = [], set()
+    for i in np.argsort(F, kind="stable"):
+        key = tuple(np.round(_from_si(spec, X[i]), 9))
+        if key not in seen and np.isfinite(F[i]):
+            seen.add(key)
+            starts.append(_from_si(spec, X[i]))
+        if len(starts) == spec.starts:
+            break
+    rest = [i for i in range(len(spec.targets)) if i not in diff]
+    rest_spec = dataclasses.replace(spec, targets=tuple(spec.targets[i] for i in rest))
+    best = [float(np.min(F))]
+
+    def on_eval(start, evaluations, f):
+        best[0] = min(best[0], f)
+        if progress is not None:
+            progress(generation, spec.generations, best[0])
+
+    runs = polish(spec, np.array(starts), measure_rest=lambda x: measure_on(runner, rest_spec, x),
+                  max_iterations=spec.iterations, progress=on_eval)
+    report = {"method": "L-BFGS-B (scipy.optimize.minimize) on the unit cube of the variables",
+              "targets": [spec.targets[i].label for i in diff],
+              "starts": [{"start": {v.name: float(v.to_unit(r["start"][j])) for j, v in enumerate(spec.variables)},
+                          "end": {v.name: float(v.to_unit(r["end"][j])) for j, v in enumerate(spec.variables)},
+                          "loss_before": r["loss_before"], "loss_after": r["loss_after"],
+                          "iterations": r["iterations"], "evaluations": r["evaluations"], "message": r["message"]}
+                         for r in runs]}
+    return report, np.concatenate([r["evaluated"] for r in runs]), np.concatenate([r["quantities"] for r in runs])
 
 
 def _workers(runner) -> int | None:
@@ -182,8 +249,10 @@ def _workers(runner) -> int | None:
 
 
 def sensitivity(spec: DesignSpec, x: np.ndarray, q0: np.ndarray, runner=None) -> dict:
-    """Normalised sensitivity at ``x``: d ln(quantity) / d ln(variable) by central differences of
-    ``SENSITIVITY_STEP`` (one batched simulation); None where a quantity is undefined or zero."""
+    """Normalised sensitivity at ``x``: d ln(quantity) / d ln(variable); for targets with a derivative
+    (:func:`ionspike.design.gradient.differentiable`) the forward-mode derivative at ``x``, for the
+    others central differences of ``SENSITIVITY_STEP`` (one batched simulation); None where a quantity
+    is undefined or zero."""
     d = len(spec.variables)
     rows = []
     for j in range(d):
@@ -193,7 +262,23 @@ def sensitivity(spec: DesignSpec, x: np.ndarray, q0: np.ndarray, runner=None) ->
             rows.append(xx)
     q = measure_on(runner, spec, np.array(rows))
     out = {}
+    diff = [i for i, t in enumerate(spec.targets) if differentiable(t)]
+    exact = {}
+    if diff:        # targets with a derivative: d ln q / d ln x from the forward-mode derivative at x itself
+        from ionspike.design.gradient import trace
+
+        vals, jac = trace(spec, diff, _from_si(spec, x)[None, :])
+        for col, i in enumerate(diff):
+            row = {}
+            for j, v in enumerate(spec.variables):
+                du_dlnx = 1.0 / (math.log(v.high) - math.log(v.low)) if v.log else x[j] / (v.high - v.low)
+                q = vals[0, col]
+                row[v.name] = float(jac[0, col, j] * du_dlnx / q) if np.isfinite(q) and q > 0 else None
+            exact[spec.targets[i].label] = row
     for i, t in enumerate(spec.targets):
+        if t.label in exact:
+            out[t.label] = exact[t.label]
+            continue
         out[t.label] = {}
         for j, v in enumerate(spec.variables):
             up, down = q[2 * j, i], q[2 * j + 1, i]

@@ -9,6 +9,10 @@ The file::
     [search]
     population = 12                  # candidates per variable and generation
     generations = 15
+    method = "auto"                  # "auto": evolution, then a gradient step where a target has a
+                                     # derivative; "evolution"; "gradient" (Sobol sample, then the step)
+    starts = 3                       # gradient step: L-BFGS-B starts and iterations per start
+    iterations = 20
     [variables]                      # any parameter name or alias that ``ionspike.replace`` knows
     Rc = { low = "100 MOhm", high = "5 GOhm", scale = "log" }
     VDD = { low = "0.3 V", high = "1 V" }
@@ -56,7 +60,10 @@ TARGET_KEYS = ("quantity", "pulse", "dc", "duration", "value", "tolerance", "low
                "after", "spread", "devices", "fraction", "amplitude", "width")
 IP_KEYS = ("amplitude", "width")   # the ip_ratio target's own stimulus keys
 MAX_DEVICES = 1024
-SEARCH_KEYS = ("population", "generations", "adaptive")
+SEARCH_KEYS = ("population", "generations", "adaptive", "method", "starts", "iterations")
+# the search (ionspike.design.search.run): derivative-free evolution, then a gradient step where a target
+# has a derivative ("auto"); evolution only; or a Sobol sample then the gradient step ("gradient")
+METHODS = ("auto", "evolution", "gradient")
 VARIABLE_KEYS = ("low", "high", "scale")
 MAX_TRIALS = 4096
 
@@ -132,6 +139,9 @@ class DesignSpec:
     population: int = 12
     generations: int = 15
     adaptive: bool = False      # deterministic measurements with adaptive steps (rtol 1e-4, atol 1e-7)
+    method: str = "auto"        # see METHODS
+    starts: int = 3             # gradient step: L-BFGS-B starts (the best distinct candidates found before)
+    iterations: int = 20        # gradient step: L-BFGS-B iterations per start
     node: str = "65nm"          # technology of the footprint estimate (ionspike.design.area)
     name: str = "design"
     description: str = ""
@@ -344,6 +354,16 @@ def from_dict(data: dict, folder: Path | None = None) -> DesignSpec:
     if not isinstance(adaptive, bool):
         raise ParameterError(f"search.adaptive = {adaptive!r}: allowed true or false")
     seed = _int(data.get("seed", 0), "seed", 0, 2**31 - 1)
+    method = search.get("method", "auto")
+    if method not in METHODS:
+        raise ParameterError(f"search.method = {method!r} is unknown: allowed {', '.join(map(repr, METHODS))}")
+    if method == "gradient":
+        from ionspike.design.gradient import DIFFERENTIABLE, differentiable
+
+        if not any(differentiable(t) for t in ts):
+            raise ParameterError(f"search.method = 'gradient': no target has a derivative (those that do: "
+                                 f"{', '.join(DIFFERENTIABLE)} under a dc input, on the nominal device); use "
+                                 "'auto' or 'evolution'")
     from ionspike.design.area import PRESET_NODES, TECHNOLOGIES
 
     node = data.get("node", PRESET_NODES.get(str(data.get("preset", "paper")), "65nm"))
@@ -352,6 +372,7 @@ def from_dict(data: dict, folder: Path | None = None) -> DesignSpec:
     return DesignSpec(base=base.params, base_name=str(data.get("preset", "paper")), variables=vs, targets=ts,
                       seed=seed, population=_int(search.get("population", 12), "search.population", 2, 1000),
                       generations=_int(search.get("generations", 15), "search.generations", 1, 10000),
-                      adaptive=adaptive, node=node,
+                      adaptive=adaptive, method=method, starts=_int(search.get("starts", 3), "search.starts", 1, 100),
+                      iterations=_int(search.get("iterations", 20), "search.iterations", 1, 10000), node=node,
                       name=str(data.get("name", "design")), description=str(data.get("description", "")),
                       source=data)
