@@ -84,7 +84,7 @@ def _dt(spec: DesignSpec) -> float:
     return float(DEFAULT_DT_S)
 
 
-# the ionic state's level whose crossing carries the first spike's derivative (see _scan): at 0.9 the
+# the ionic state's level whose crossing carries the first spike's derivative (see _first_spike): at 0.9 the
 # derivative with respect to mu agrees with central differences of 0.1 µs simulations to 0.2 %; at 0.95
 # and above x moves too fast for the 2 µs step to resolve its crossing (0.95: -5 %, 0.99: -69 %),
 # at 0.5 the part left out is too large (-33 %)
