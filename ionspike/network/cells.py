@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ionspike.errors import ParameterError
-from ionspike.network.neuron import FORWARD, N_NORMALS, Bin, LayerState, bin_step, rest, spike_fn
+from ionspike.network.neuron import N_NORMALS, Bin, LayerState, bin_step, rest, spike_fn
 from ionspike.params import NeuronParams
 
 
@@ -140,9 +140,7 @@ class DeviceCell(Cell):
         if self.stochastic and key is not None:
             normals = jax.random.normal(key, (N_NORMALS + int(self.cycle_spread), *drive.shape), jnp.float32)
         mu_scale = draws["mu_scale"][None, :] * state.mu_cycle
-        # rematerialised per bin, keeping the forward scheme's values (they carry no derivative): the
-        # backward pass recomputes only the surrogate chain (1.3-1.5x faster training than recomputing all)
-        layer, spikes, bridged = jax.checkpoint(_device_bin, static_argnums=(5,), policy=_KEEP_FORWARD)(
+        layer, spikes, bridged = jax.checkpoint(_device_bin, static_argnums=(5,))(
             state.layer, self.amplitude(drive), p, mu_scale, normals, self.bin)
         mu_cycle = state.mu_cycle
         if self.cycle_spread and normals is not None:   # a new cycle's factor at every turn-on
@@ -158,9 +156,6 @@ class DeviceCell(Cell):
                    if self.input_map == "linear" else {}),   # sigmoid: described as before the map was a choice
                 "stochastic": self.stochastic,
                 "params": self.params.to_dict()}
-
-
-_KEEP_FORWARD = jax.checkpoint_policies.save_only_these_names(FORWARD)
 
 
 def _device_bin(layer, amplitude, p, mu_scale, normals, spec):

@@ -54,7 +54,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.ad_checkpoint import checkpoint_name
 
 from ionspike.circuit import linear_propagator, midpoint_step
 from ionspike.device.memristor import drift_drive, gap_factor, ionic_rates, resistance
@@ -63,9 +62,6 @@ from ionspike.events import upward_crossing
 from ionspike.params import NeuronParams
 
 sg = jax.lax.stop_gradient
-# the name of the forward scheme's values (they carry no derivative): a rematerialised bin keeps them and
-# recomputes only the surrogate chain (cells.DeviceCell: jax.checkpoint with save_only_these_names(FORWARD))
-FORWARD = "ionspike_bin_forward"
 N_NORMALS = 5   # standard normals per neuron and bin: (F, R) at the pulse's midpoint, (F, R) after it, the bridge
 
 
@@ -351,10 +347,9 @@ def bin_step(state: LayerState, amplitude, p: NeuronParams, spec: Bin = Bin(), *
     m = p.memristor
     n, h = spec.substeps_on, spec.width / spec.substeps_on
     a_fwd = sg(amplitude)
-    named = partial(jax.tree.map, lambda v: checkpoint_name(v, FORWARD))
-    F_p, R_p, V_p, crossed, bridged, xmax_fwd, (xs, Rs, Vs), late = named(_pulse(
-        sg(state.F), sg(state.R), sg(state.V_g), a_fwd, p, spec, mu_scale, normals))
-    F_e, R_e, V_e = named(_between(F_p, R_p, V_p, p, spec, mu_scale, normals, late))
+    F_p, R_p, V_p, crossed, bridged, xmax_fwd, (xs, Rs, Vs), late = _pulse(sg(state.F), sg(state.R), sg(state.V_g), a_fwd, p,
+                                                             spec, mu_scale, normals)
+    F_e, R_e, V_e = _between(F_p, R_p, V_p, p, spec, mu_scale, normals, late)
     # the backward pass: a straight-through surrogate whose values are the forward ones
     rectify = None if spec.onset_width is None else (lambda e: soft_onset(e, jnp.asarray(spec.onset_width, e.dtype)))
     F, R = state.F, state.R
