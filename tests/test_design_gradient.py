@@ -4,10 +4,12 @@ fresh `simulate` runs, and the gradient step of the search meeting narrow latenc
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 import ionspike as isp
-from ionspike.design import gradient, measure, search
+from ionspike.design import gradient, measure, output, search
 from ionspike.design import spec as design_spec
 from ionspike.study import metrics_of
 
@@ -70,3 +72,29 @@ def test_the_gradient_step_meets_narrow_latency_targets(tmp_path):
     for label, row in design["sensitivity"].items():
         assert design["sensitivity_method"][label] == "forward-mode derivative"
         assert row["mu"] < -1.0 and row["Vh"] > 1.0
+
+
+def test_a_gradient_design_with_a_target_without_derivative_is_written_whole(tmp_path):
+    """method = "gradient" with a pulse target beside the DC latency: the pulse target is measured
+    (no derivative) inside the step, the Sobol sample is a power of two, and design.json and
+    sensitivity.csv carry the derivative row and the finite-difference row side by side."""
+    spec = design_spec.from_dict({
+        "preset": "paper", "search": {"population": 3, "generations": 1, "method": "gradient", "starts": 1,
+                                      "iterations": 5},
+        "variables": {"mu": {"low": 300, "high": 800}},
+        "targets": [{"quantity": "first_spike", "dc": "0.9 V", "duration": "30 ms", "value": "10 ms",
+                     "tolerance": "0.1 ms"},
+                    {"quantity": "spike_count", "pulse": "0.9V,1ms,2ms", "duration": "30 ms", "low": 1}]})
+    design = search.run(spec)
+    assert design["history"][0]["candidates"] == 4          # 3 per variable, rounded up to 2^2
+    step = design["gradient_step"]["starts"][0]
+    assert step["loss_after"] <= step["loss_before"] and step["evaluations"] >= 2
+    latency, count = (t["target"] for t in design["targets"])
+    assert design["sensitivity_method"][latency] == "forward-mode derivative"
+    assert design["sensitivity_method"][count].startswith("central differences")
+    assert design["sensitivity"][latency]["mu"] < -1.0
+    output.write(spec, design, tmp_path)
+    saved = json.loads((tmp_path / "design.json").read_text())
+    assert saved["gradient_step"]["targets"] == [latency]
+    rows = (tmp_path / "sensitivity.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[1].startswith(f'"{latency}"')

@@ -129,7 +129,8 @@ def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None 
 
     d = len(spec.variables)
     if spec.method == "gradient":           # one batched Sobol sample, then the gradient step from its best
-        objective(qmc.Sobol(d, seed=spec.seed).random(spec.population * d).T)
+        # the next power of two at or above population x variables (Sobol's balance needs one)
+        objective(qmc.Sobol(d, seed=spec.seed).random_base2(max(1, math.ceil(math.log2(spec.population * d)))).T)
     else:
         differential_evolution(objective, [(0.0, 1.0)] * d, popsize=spec.population, maxiter=spec.generations,
                                init="sobol", seed=spec.seed, vectorized=True, updating="deferred", polish=False,
@@ -193,7 +194,8 @@ def run(spec: DesignSpec, *, progress: Callable[[int, int, float], None] | None 
 
 
 def _describe_optimizer(spec: DesignSpec, gradient_step: dict | None) -> str:
-    first = (f"a Sobol sample of {spec.population} candidates per variable (one batched simulation)"
+    first = (f"a Sobol sample of {spec.population} candidates per variable, rounded up to a power of two (one "
+             "batched simulation)"
              if spec.method == "gradient" else
              f"scipy.optimize.differential_evolution (Sobol start, population {spec.population} per variable, "
              "vectorised: one batched simulation per generation)")
@@ -272,8 +274,8 @@ def sensitivity(spec: DesignSpec, x: np.ndarray, q0: np.ndarray, runner=None) ->
             row = {}
             for j, v in enumerate(spec.variables):
                 du_dlnx = 1.0 / (math.log(v.high) - math.log(v.low)) if v.log else x[j] / (v.high - v.low)
-                q = vals[0, col]
-                row[v.name] = float(jac[0, col, j] * du_dlnx / q) if np.isfinite(q) and q > 0 else None
+                value = vals[0, col]
+                row[v.name] = float(jac[0, col, j] * du_dlnx / value) if np.isfinite(value) and value > 0 else None
             exact[spec.targets[i].label] = row
     for i, t in enumerate(spec.targets):
         if t.label in exact:
