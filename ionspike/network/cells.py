@@ -140,8 +140,8 @@ class DeviceCell(Cell):
         if self.stochastic and key is not None:
             normals = jax.random.normal(key, (N_NORMALS + int(self.cycle_spread), *drive.shape), jnp.float32)
         mu_scale = draws["mu_scale"][None, :] * state.mu_cycle
-        layer, spikes, bridged = jax.checkpoint(_device_bin, static_argnums=(5,))(
-            state.layer, self.amplitude(drive), p, mu_scale, normals, self.bin)
+        # no rematerialisation: the backward pass keeps only each bin's Jacobian (neuron.bin_step)
+        layer, spikes, bridged = _device_bin(state.layer, self.amplitude(drive), p, mu_scale, normals, self.bin)
         mu_cycle = state.mu_cycle
         if self.cycle_spread and normals is not None:   # a new cycle's factor at every turn-on
             fresh = jnp.exp(p.noise.sigma_c2c_ln_mu * normals[N_NORMALS])
