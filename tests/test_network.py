@@ -198,11 +198,53 @@ def test_bad_training_input_is_refused_with_the_allowed_values():
         T.TrainConfig(input_map="tanh")
     with pytest.raises(ParameterError, match="v_rest = 1.5 V is out of range"):
         cells.DeviceCell(P, v_rest=1.5)
+    with pytest.raises(ParameterError, match=r"ready_width = -0.02 V is out of range: allowed \(0, 10\] V or None"):
+        T.TrainConfig(ready_width=-0.02)
+    with pytest.raises(ParameterError, match="ready_width = 0 V is out of range"):
+        neuron.Bin(ready_width=0)
     runner = CliRunner()
     r = runner.invoke(app, ["train", "--out", "/tmp/x", "--hidden", "-3"])
     assert r.exit_code == 2 and "hidden = -3 is out of range" in r.output
     r = runner.invoke(app, ["ablate", "--out", "/tmp/x", "--variants", "full,bogus"])
     assert r.exit_code == 2 and "unknown variant 'bogus'" in r.output
+
+
+def test_a_step_with_a_non_finite_gradient_is_skipped_and_counted():
+    """A gradient that overflowed (inf/NaN) leaves the weights and Adam's moments as they were and
+    is counted; a finite one is applied as Adam with clipping would."""
+    w = {"a": jnp.ones(3, jnp.float32)}
+    opt = rsnn.optimizer(1e-2, 10)
+    state = opt.init(w)
+    upd, state = opt.update({"a": jnp.array([1.0, jnp.inf, 0.0], jnp.float32)}, state, w)
+    assert np.all(np.asarray(upd["a"]) == 0) and int(state.total_notfinite) == 1
+    upd, state = opt.update({"a": jnp.array([1.0, -1.0, 0.0], jnp.float32)}, state, w)
+    np.testing.assert_allclose(np.asarray(upd["a"]), [-1e-2, 1e-2, 0.0], atol=1e-6)   # Adam's first step: -lr sign(g)
+    assert int(state.total_notfinite) == 1
+
+
+def test_ready_width_silences_the_surrogate_of_a_gate_above_threshold():
+    """The spike's surrogate derivative with ``ready_width``: unchanged (x 1/(1 + e^{-11})) for a
+    gate at rest, ~0 for one held above V_T at the bin's start (it cannot cross upward), and the
+    forward values never change. ``TrainConfig`` carries it; without it the config dict is as
+    before the field existed (earlier runs and models still match)."""
+    p = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), P.deterministic())
+
+    def d_spike(spec, v_g):
+        state = neuron.LayerState(jnp.array([0.5]), jnp.array([0.3]), jnp.array([v_g]))
+        f = lambda a: neuron.bin_step(state, a, p, spec)[1][0]   # noqa: E731
+        return float(f(jnp.array([1.2]))), float(jax.grad(f)(jnp.array([1.2]))[0])
+
+    plain, ready = neuron.Bin(), neuron.Bin(ready_width=0.02)
+    for v_g in (0.0, 0.5):
+        (s0, g0), (s1, g1) = d_spike(plain, v_g), d_spike(ready, v_g)
+        assert s0 == s1 and g0 > 0
+        if v_g == 0.0:
+            assert g1 == pytest.approx(g0, rel=1e-4)
+        else:
+            assert g1 < 1e-5 * g0
+    assert "ready_width" not in T.TrainConfig().to_dict()
+    cfg = T.TrainConfig(ready_width=0.02)
+    assert T.TrainConfig.from_dict(cfg.to_dict()) == cfg and T.device_bin(cfg).ready_width == 0.02
 
 
 def test_input_maps_reach_the_paper_range_and_saturate_without_gradient():

@@ -86,7 +86,10 @@ class Bin:
     ``onset_width`` (V): the logistic width of the drift onset's surrogate derivative (None:
     the exact derivative, zero below the onset); ``feedback_gain``: the largest gain per sub-step
     that the filament feedback's derivative may have (0: held, inf: the full derivative, which
-    explodes near the bridge)."""
+    explodes near the bridge); ``ready_width`` (V): when set, the spike's surrogate derivative is
+    scaled by ``sigmoid((V_T - V_g)/ready_width)`` of the gate at the bin's start: a neuron whose
+    gate is still above threshold (refractory, or held ON by a sustained drive) cannot cross it
+    upward in this bin, so its surrogate passes nothing (None: not scaled)."""
 
     width: float = 1e-3
     period: float = 2e-3
@@ -95,6 +98,7 @@ class Bin:
     surrogate_width: float = 0.05
     onset_width: float | None = 0.05
     feedback_gain: float = 0.0
+    ready_width: float | None = None
 
     def __post_init__(self):
         if not (isinstance(self.width, (int, float)) and isinstance(self.period, (int, float))
@@ -108,6 +112,8 @@ class Bin:
             raise ParameterError(f"surrogate_width = {self.surrogate_width!r} V is out of range: allowed (0, inf)")
         if self.onset_width is not None and not (isinstance(self.onset_width, (int, float)) and self.onset_width > 0):
             raise ParameterError(f"onset_width = {self.onset_width!r} V is out of range: allowed (0, inf) or None")
+        if self.ready_width is not None and not (isinstance(self.ready_width, (int, float)) and self.ready_width > 0):
+            raise ParameterError(f"ready_width = {self.ready_width!r} V is out of range: allowed (0, inf) or None")
         if not (isinstance(self.feedback_gain, (int, float)) and self.feedback_gain >= 0):
             raise ParameterError(f"feedback_gain = {self.feedback_gain!r} is out of range: allowed [0, inf)")
 
@@ -403,6 +409,8 @@ def _jacobian(amplitude, fwd: _Forward, p: NeuronParams, spec: Bin, mu_scale):
     u = p.transistor.threshold * (fwd.xmax - 1.0)
     w = jnp.asarray(spec.surrogate_width, u.dtype)
     slope = p.transistor.threshold / (w * (1.0 + jnp.abs(u) / w) ** 2) / ties
+    if spec.ready_width is not None:   # a gate still above V_T at the bin's start cannot cross it upward
+        slope = slope * jax.nn.sigmoid((p.transistor.threshold - fwd.path[2][0]) / spec.ready_width)
     return ([e1 * t_f[j] for j in range(3)],
             [e2 * t_r[j] + c12 * t_f[j] for j in range(3)],
             [slope * sum(at_max[k] * path[k][j] for k in range(len(path))) for j in range(3)])

@@ -38,7 +38,7 @@ from ionspike.errors import CheckpointError, ParameterError
 from ionspike.io import atomic_write, prepare_out_dir
 from ionspike.network import cells, energy, tasks, variants
 from ionspike.network.neuron import Bin
-from ionspike.network.rsnn import READOUTS, RSNN, evaluate_batch, optimizer, train_step
+from ionspike.network.rsnn import MAX_SKIPPED_IN_A_ROW, READOUTS, RSNN, evaluate_batch, optimizer, train_step
 
 NEURONS = ("1m1t1r", "lif", "alif")
 CHECKPOINT = "checkpoint.npz"
@@ -110,6 +110,7 @@ class TrainConfig:
     train_sigma_d2d: float | None = None
     rate_weight: float | None = None    # None: DEFAULT_RATE_WEIGHT of the neuron
     input_map: str = "sigmoid"          # the 1m1t1r cell's drive -> pulse amplitude map (cells.INPUT_MAPS)
+    ready_width: float | None = None    # V: the 1m1t1r spike surrogate's gate-readiness scale (neuron.Bin)
     task_options: tuple | None = None   # (name, value) pairs for the task generator (None: the task's)
 
     def __post_init__(self):
@@ -123,6 +124,9 @@ class TrainConfig:
             raise ParameterError(f"readout = {self.readout!r} is unknown: allowed {', '.join(READOUTS)}")
         if self.input_map not in cells.INPUT_MAPS:
             raise ParameterError(f"input_map = {self.input_map!r} is unknown: allowed {', '.join(cells.INPUT_MAPS)}")
+        r = self.ready_width
+        if r is not None and not (isinstance(r, (int, float)) and not isinstance(r, bool) and 0 < r <= 10):
+            raise ParameterError(f"ready_width = {r!r} V is out of range: allowed (0, 10] V or None")
         timing = TASK_TIMING[tasks.check(self.task)]
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.neuron])
@@ -163,6 +167,8 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["task_options"] = [list(kv) for kv in self.task_options]
+        if d["ready_width"] is None:     # as before the field existed: earlier runs and models still match
+            del d["ready_width"]
         return d
 
     @classmethod
@@ -186,9 +192,9 @@ def device_bin(config: TrainConfig) -> Bin:
 
     stim = from_defaults(presets.load(config.preset).defaults, f"preset {config.preset!r}: defaults")
     if not isinstance(stim, PulseTrain):
-        return Bin(substeps_on=config.substeps_on, substeps_off=config.substeps_off)
+        return Bin(substeps_on=config.substeps_on, substeps_off=config.substeps_off, ready_width=config.ready_width)
     return Bin(width=float(stim.width), period=float(stim.period), substeps_on=config.substeps_on,
-               substeps_off=config.substeps_off)
+               substeps_off=config.substeps_off, ready_width=config.ready_width)
 
 
 def build(config: TrainConfig, task: tasks.Task) -> tuple[RSNN, dict]:
@@ -409,6 +415,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, progress: Calla
         t0 = time.perf_counter()
         order = np.random.default_rng([config.seed, epoch]).permutation(len(y_tr))
         losses, accs = [], []
+        skipped_before = int(opt_state.total_notfinite)
         for i in range(steps_per_epoch):
             idx = order[i * config.batch:(i + 1) * config.batch]
             key = jax.random.fold_in(noise_root, epoch * 100000 + i)
@@ -418,12 +425,14 @@ def train(config: TrainConfig, out: str | Path | None = None, *, progress: Calla
                                                        net=net, opt_spec=opt_spec)
             losses.append(float(loss))
             accs.append(float(acc))
-        if not np.all(np.isfinite(losses)):
-            raise FloatingPointError(f"training diverged in epoch {epoch + 1}: non-finite loss")
+        if not np.all(np.isfinite(losses)) or not all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(weights)):
+            raise FloatingPointError(f"training diverged in epoch {epoch + 1}: non-finite loss or weights (more than "
+                                     f"{MAX_SKIPPED_IN_A_ROW} steps in a row with a non-finite gradient)")
         val = evaluate(net, weights, instance, x_va, y_va, eval_key)
         row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accs)),
                "val_accuracy": val["accuracy"], "spikes_per_sample": val["spikes_per_sample"],
-               "seconds": time.perf_counter() - t0}
+               "seconds": time.perf_counter() - t0,
+               "skipped_steps": int(opt_state.total_notfinite) - skipped_before}   # non-finite gradients (rsnn.optimizer)
         history.append(row)
         score = -1.0 if val["accuracy"] is None else val["accuracy"]
         if score > best["val_accuracy"] or val["accuracy"] is None:
