@@ -797,6 +797,9 @@ def ablate(
             interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
             p = f"  p_Holm = {s['p_holm_vs_full']:.3g}" if s["p_holm_vs_full"] is not None else ""
             _say(f"  {v:16s} {s['accuracy_mean']:.3f}{interval}  rate {s['firing_rate_per_bin']:.4f}/bin{p}")
+    for run in results["diverged_runs"]:
+        _say(f"diverged, left out: {run['task']} {run['variant']} seed {run['seed']}: "
+             f"{run['error']}")
     _say(f"wrote {out_dir}/results.json, results.csv and figures ({results['wall_time_s'] / 60:.1f} min)")
 
 

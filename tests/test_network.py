@@ -308,6 +308,34 @@ def test_ablate_command_writes_results_table_and_figures(tmp_path, monkeypatch):
     assert r.exit_code == 0 and strip(json.loads((out / "results.json").read_text())) == strip(json.loads(before))
 
 
+def test_a_diverged_run_is_reported_and_left_out_not_fatal(tmp_path, monkeypatch):
+    """A run whose training diverges (train raises FloatingPointError: non-finite loss or weights)
+    is listed in results.json's ``diverged_runs`` and the variant's note, its variant summarised over
+    the seeds that finished; a variant with none left is left out of the table. (The divergence is
+    injected: a real one takes hundreds of device bins, as on working memory.)"""
+    monkeypatch.setattr(energy, "spike_energies", lambda presets=energy.PRESETS: {
+        p: {"neuron": 1e-12, "output_stage": 1e-9} for p in presets})
+    real = A.train_run
+
+    def train_run(config, folder, task=None, on_epoch=None):
+        if (config.variant, config.seed) in (("no_ip", 1), ("no_leak", 0), ("no_leak", 1)):
+            raise FloatingPointError("training diverged in epoch 1: non-finite loss or weights")
+        return real(config, folder, task, on_epoch)
+
+    monkeypatch.setattr(A, "train_run", train_run)
+    out = tmp_path / "ab"
+    r = CliRunner().invoke(app, ["ablate", "--out", str(out), "--task", "digits", "--variants", "full,no_ip,no_leak",
+                                 "--seeds", "2", "--epochs", "1", "--hidden", "12", "--n-train", "96"])
+    assert r.exit_code == 0, r.output
+    assert "diverged, left out: digits no_ip seed 1" in r.output
+    res = json.loads((out / "results.json").read_text())
+    v = res["tasks"]["digits"]["variants"]
+    assert set(v) == {"full", "no_ip"} and v["no_ip"]["seeds"] == 1 and v["no_ip"]["diverged_seeds"] == [1]
+    assert "training diverged for seed(s) [1]" in v["no_ip"]["note"]
+    assert [(d["variant"], d["seed"]) for d in res["diverged_runs"]] == [("no_ip", 1), ("no_leak", 0), ("no_leak", 1)]
+    assert not (out / "runs" / "digits" / "no_ip" / "seed1" / "result.json").exists()
+
+
 def test_holm_and_the_t_interval_against_their_definitions():
     from scipy import stats
 

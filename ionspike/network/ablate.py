@@ -111,9 +111,10 @@ def _run_one(config: TrainConfig, folder: Path, task, on_epoch) -> dict:
     return saved
 
 
-def _run_distributed(configs: dict, root: Path, runner, on_epoch) -> None:
+def _run_distributed(configs: dict, root: Path, runner, on_epoch, diverged: dict) -> None:
     """Train every unfinished run on the runner's workers (each writes its own folder); finished
-    runs are left as they are. A run that fails is reported after the others have finished."""
+    runs are left as they are. A run whose training diverged goes into ``diverged``; one that
+    fails otherwise is reported after the others have finished."""
     pending = [(key, cfg, root / "runs" / key[0] / key[1] / f"seed{key[2]}") for key, cfg in configs.items()
                if _finished(cfg, root / "runs" / key[0] / key[1] / f"seed{key[2]}") is None]
     failures = []
@@ -125,7 +126,10 @@ def _run_distributed(configs: dict, root: Path, runner, on_epoch) -> None:
             on_epoch(None)
 
     def bad(item, exc):
-        failures.append(f"{'/'.join(map(str, item[0]))}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, FloatingPointError):
+            diverged[item[0]] = f"{type(exc).__name__}: {exc}"
+        else:
+            failures.append(f"{'/'.join(map(str, item[0]))}: {type(exc).__name__}: {exc}")
 
     runner.run(_train_item, pending, on_result=ok, on_error=bad)
     if failures:
@@ -203,6 +207,7 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
     root = prepare_out_dir(out)
     total = sum(c.epochs for c in configs.values())
     done = [0]
+    diverged: dict = {}     # (task, variant, seed) -> why: a run whose training diverged is reported, not fatal
     t_start = time.perf_counter()
     if runner is not None:
         def counted(row):
@@ -210,7 +215,7 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
             if progress:
                 progress(done[0], total, "runs on the Dask workers")
 
-        _run_distributed(configs, root, runner, counted)
+        _run_distributed(configs, root, runner, counted, diverged)
     results = {"version": __version__, "mode": mode, "settings": settings, "seeds": seeds, "preset": preset,
                "variants": variant_list, "tasks": {}, **energies, "energy_assumptions": E.__doc__.strip(),
                "statistics": "accuracy: mean over seeds with a two-sided 95 % Student-t interval; p: Welch's t-test "
@@ -226,8 +231,17 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
                     if progress:
                         progress(done[0], total, label)
 
-                runs.append(_run_one(configs[(t, v, s)], root / "runs" / t / v / f"seed{s}", task, on_epoch))
-            per_variant[v] = runs
+                if (t, v, s) in diverged:
+                    continue
+                try:
+                    runs.append(_run_one(configs[(t, v, s)], root / "runs" / t / v / f"seed{s}", task, on_epoch))
+                except FloatingPointError as exc:      # non-finite loss or weights (train.train)
+                    diverged[(t, v, s)] = f"{type(exc).__name__}: {exc}"
+            if runs:
+                per_variant[v] = runs
+        if "full" not in per_variant:
+            raise FloatingPointError(f"{t}: every run of the full neuron diverged, nothing to compare against: "
+                                     + "; ".join(f"seed {k[2]}: {why}" for k, why in diverged.items() if k[:2] == (t, "full")))
         cfg = configs[(t, "full", 0)]
         bins = task.steps * cfg.bins_per_step
         shape = {"n_in": task.channels, "hidden": settings["hidden"], "n_out": task.n_classes, "bins": bins}
@@ -237,6 +251,10 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
         adjusted = holm({v: s["p_value_vs_full"] for v, s in summary.items() if v != "full"})
         for v, s in summary.items():
             s["p_holm_vs_full"] = adjusted.get(v)
+            lost = sorted(k[2] for k in diverged if k[:2] == (t, v))
+            if lost:
+                s["diverged_seeds"] = lost
+                s["note"] = (s["note"] + "; " if s["note"] else "") + f"training diverged for seed(s) {lost}: left out"
         results["tasks"][t] = {"description": task.description, "bins_per_step": cfg.bins_per_step,
                                "bins_per_sample": bins, "bin_period_s": device_bin(cfg).period,
                                "task_options": dict(cfg.task_options), "variants": summary,
@@ -245,6 +263,8 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
                                                                "seconds")}
                                             for r in runs] for v, runs in per_variant.items()},
                                "raster": per_variant["full"][0].get("raster")}
+    results["diverged_runs"] = [{"task": k[0], "variant": k[1], "seed": k[2], "error": why}
+                                for k, why in sorted(diverged.items())]
     results["wall_time_s"] = time.perf_counter() - t_start
     results["train_seconds_total"] = float(sum(r["seconds"] for entry in results["tasks"].values()
                                                for rs in entry["runs"].values() for r in rs))
