@@ -47,7 +47,8 @@ Every factor of that chain is a forward value, and each neuron's bin is its own 
 the sub-steps in forward mode, and the layer returns ``value + J (input - stop_gradient(input))``.
 Reverse mode then costs nine multiply-adds per neuron and bin and keeps only ``J``, with the same
 gradients as reverse mode through the chain (``tests/test_network_neuron.py``; 2.3x less CPU per
-bin than that chain with its rematerialised forward, measured in a network 1.3-1.4x more samples/s).
+bin than that chain with its rematerialised forward; ``benchmarks/network.py``: 1.7x more training
+samples/s without noise, none with it, where the random normals now dominate).
 
 Measured against :func:`ionspike.simulate` (paper preset, deterministic, 300 ms of 0.8 V
 pulses, ``substeps_on = 4``): see ``tests/test_network_neuron.py``.
