@@ -77,6 +77,9 @@ def _guarded(*, resumable: bool = False):
                 if isinstance(exc, IonspikeError):
                     _error(str(exc))
                     raise typer.Exit(EXIT_BAD_INPUT) from None
+                if isinstance(exc, FloatingPointError):      # training diverged (network.train): said as it is
+                    _error(_one_line(exc))
+                    raise typer.Exit(EXIT_FAILED) from None
                 if isinstance(exc, OSError):
                     where = f" ({exc.filename!r})" if exc.filename else ""
                     _error(f"{exc.strerror or _one_line(exc)}{where}")

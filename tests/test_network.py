@@ -202,6 +202,8 @@ def test_bad_training_input_is_refused_with_the_allowed_values():
         T.TrainConfig(ready_width=-0.02)
     with pytest.raises(ParameterError, match="ready_width = 0 V is out of range"):
         neuron.Bin(ready_width=0)
+    with pytest.raises(ParameterError, match="ready_width applies to the 1m1t1r neuron only"):
+        T.TrainConfig(neuron="lif", ready_width=0.02)
     runner = CliRunner()
     r = runner.invoke(app, ["train", "--out", "/tmp/x", "--hidden", "-3"])
     assert r.exit_code == 2 and "hidden = -3 is out of range" in r.output
@@ -334,6 +336,12 @@ def test_a_diverged_run_is_reported_and_left_out_not_fatal(tmp_path, monkeypatch
     assert "training diverged for seed(s) [1]" in v["no_ip"]["note"]
     assert [(d["variant"], d["seed"]) for d in res["diverged_runs"]] == [("no_ip", 1), ("no_leak", 0), ("no_leak", 1)]
     assert not (out / "runs" / "digits" / "no_ip" / "seed1" / "result.json").exists()
+    # with no finished run of the full neuron there is nothing to compare against: a one-line error, exit 1
+    monkeypatch.setattr(A, "train_run", lambda config, folder, task=None, on_epoch=None: (_ for _ in ()).throw(
+        FloatingPointError("training diverged in epoch 1: non-finite loss in 3 of 3 batches")))
+    r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "ab2"), "--task", "digits", "--variants", "full",
+                                 "--seeds", "1", "--epochs", "1", "--hidden", "12", "--n-train", "96"])
+    assert r.exit_code == 1 and "every run of the full neuron diverged" in r.output and "unexpected" not in r.output
 
 
 def test_holm_and_the_t_interval_against_their_definitions():

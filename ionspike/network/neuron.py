@@ -125,11 +125,16 @@ def spike_fn(u, width):
     return (u >= 0).astype(u.dtype)
 
 
+def surrogate_slope(u, width):
+    """The spike's surrogate derivative at ``u``: the fast sigmoid ``1/(width (1 + |u|/width)^2)``."""
+    return 1.0 / (width * (1.0 + jnp.abs(u) / width) ** 2)
+
+
 @spike_fn.defjvp
 def _spike_jvp(primals, tangents):
     u, width = primals
     du, _ = tangents
-    return spike_fn(u, width), du / (width * (1.0 + jnp.abs(u) / width) ** 2)
+    return spike_fn(u, width), du * surrogate_slope(u, width)
 
 
 @jax.custom_jvp
@@ -408,8 +413,7 @@ def _jacobian(amplitude, fwd: _Forward, p: NeuronParams, spec: Bin, mu_scale):
     ties = sum(at_max)
     e1, e2, c12 = _decay_map(p, spec.period - spec.width)
     u = p.transistor.threshold * (fwd.xmax - 1.0)
-    w = jnp.asarray(spec.surrogate_width, u.dtype)
-    slope = p.transistor.threshold / (w * (1.0 + jnp.abs(u) / w) ** 2) / ties
+    slope = p.transistor.threshold * surrogate_slope(u, jnp.asarray(spec.surrogate_width, u.dtype)) / ties
     if spec.ready_width is not None:   # a gate still above V_T at the bin's start cannot cross it upward
         slope = slope * jax.nn.sigmoid((p.transistor.threshold - fwd.path[2][0]) / spec.ready_width)
     return ([e1 * t_f[j] for j in range(3)],

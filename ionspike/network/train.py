@@ -127,6 +127,8 @@ class TrainConfig:
         r = self.ready_width
         if r is not None and not (isinstance(r, (int, float)) and not isinstance(r, bool) and 0 < r <= 10):
             raise ParameterError(f"ready_width = {r!r} V is out of range: allowed (0, 10] V or None")
+        if r is not None and self.neuron != "1m1t1r":
+            raise ParameterError(f"ready_width applies to the 1m1t1r neuron only (neuron = {self.neuron!r})")
         timing = TASK_TIMING[tasks.check(self.task)]
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.neuron])
@@ -425,8 +427,11 @@ def train(config: TrainConfig, out: str | Path | None = None, *, progress: Calla
                                                        net=net, opt_spec=opt_spec)
             losses.append(float(loss))
             accs.append(float(acc))
-        if not np.all(np.isfinite(losses)) or not all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(weights)):
-            raise FloatingPointError(f"training diverged in epoch {epoch + 1}: non-finite loss or weights (more than "
+        if not np.all(np.isfinite(losses)):
+            raise FloatingPointError(f"training diverged in epoch {epoch + 1}: non-finite loss in "
+                                     f"{int(np.sum(~np.isfinite(losses)))} of {len(losses)} batches")
+        if not all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(weights)):
+            raise FloatingPointError(f"training diverged in epoch {epoch + 1}: non-finite weights (more than "
                                      f"{MAX_SKIPPED_IN_A_ROW} steps in a row with a non-finite gradient)")
         val = evaluate(net, weights, instance, x_va, y_va, eval_key)
         row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accs)),
