@@ -664,7 +664,9 @@ def train(
                                   "sigmoid (1.2 V sigmoid(d)) or linear (0.6 V + 0.3 V d, clipped to 0-1.2 V)."),
     ready_width: Optional[float] = typer.Option(None, help="1m1t1r: scale the spike's surrogate derivative by "
                                                 "sigmoid((V_T - V_g)/W) of the gate at each bin's start, W in V "
-                                                "(0.02 measured best on digits; default: off)."),
+                                                "(default 0.02 for 1m1t1r, measured best on digits; 0 turns it off)."),
+    tau_out: Optional[float] = typer.Option(None, help="Time constant of the leaky-integrator readout, s "
+                                            "(default: the task's, 20 ms; 100 ms for digits)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Train an RSNN by BPTT; checkpoints every epoch and resumes from DIR/checkpoint.npz."""
@@ -676,7 +678,8 @@ def train(
     config = T.TrainConfig(task=task, neuron=neuron, variant=variant, preset=preset, hidden=hidden, epochs=epochs,
                            batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step,
                            substeps_on=substeps, readout=readout, val_fraction=val_fraction, patience=patience,
-                           train_sigma_d2d=train_sigma, input_map=input_map, ready_width=ready_width)
+                           train_sigma_d2d=train_sigma, input_map=input_map, ready_width=ready_width,
+                           tau_out=tau_out)
     with _option("--preset"):
         isp.presets.load(preset)
     with io.OutputFolder(out, "train", force=force, resumable=True) as out_dir, _epoch_bar() as bar:

@@ -121,6 +121,21 @@ def test_surrogate_gradient_is_a_descent_direction_through_128_bins():
     assert float(loss(stepped)) < float(loss(w))
 
 
+def test_the_readout_time_constant_is_the_task_s_and_earlier_files_keep_theirs():
+    """``tau_out`` resolves per task (digits 100 ms, the others 20 ms), reaches the network, is
+    left out of the config dict at the legacy 20 ms (earlier runs still match), and a file
+    written before the field existed reads back as 20 ms whatever its task's default is now."""
+    assert T.TrainConfig(task="digits").tau_out == T.TASK_TIMING["digits"].tau_out == 0.1
+    assert T.TrainConfig(task="mnist1d").tau_out == T.LEGACY_TAU_OUT == 20e-3
+    assert "tau_out" not in T.TrainConfig(task="mnist1d").to_dict()
+    digits = T.TrainConfig(task="digits", neuron="lif")
+    assert digits.to_dict()["tau_out"] == 0.1 and T.TrainConfig.from_dict(digits.to_dict()) == digits
+    legacy = {k: v for k, v in digits.to_dict().items() if k != "tau_out"}
+    assert T.TrainConfig.from_dict(legacy).tau_out == 20e-3
+    net, _ = T.build(T.TrainConfig(task="digits", neuron="lif", tau_out=0.05), tasks.digits())
+    assert net.tau_out == 0.05
+
+
 def test_readouts_validation_split_and_bad_readout():
     task = tasks.digits()
     cell = cells.LIFCell(COARSE)
@@ -198,12 +213,15 @@ def test_bad_training_input_is_refused_with_the_allowed_values():
         T.TrainConfig(input_map="tanh")
     with pytest.raises(ParameterError, match="v_rest = 1.5 V is out of range"):
         cells.DeviceCell(P, v_rest=1.5)
-    with pytest.raises(ParameterError, match=r"ready_width = -0.02 V is out of range: allowed \(0, 10\] V or None"):
+    with pytest.raises(ParameterError, match=r"ready_width = -0.02 V is out of range: allowed \[0, 10\] V \(0: off\) or None"):
         T.TrainConfig(ready_width=-0.02)
     with pytest.raises(ParameterError, match="ready_width = 0 V is out of range"):
         neuron.Bin(ready_width=0)
+    assert T.TrainConfig(neuron="lif", ready_width=0).ready_width == 0
     with pytest.raises(ParameterError, match="ready_width applies to the 1m1t1r neuron only"):
         T.TrainConfig(neuron="lif", ready_width=0.02)
+    with pytest.raises(ParameterError, match=r"tau_out = -0.1 s is out of range: allowed \[1e-12, 1e3\] s"):
+        T.TrainConfig(tau_out=-0.1)
     runner = CliRunner()
     r = runner.invoke(app, ["train", "--out", "/tmp/x", "--hidden", "-3"])
     assert r.exit_code == 2 and "hidden = -3 is out of range" in r.output
@@ -244,9 +262,13 @@ def test_ready_width_silences_the_surrogate_of_a_gate_above_threshold():
             assert g1 == pytest.approx(g0, rel=1e-4)
         else:
             assert g1 < 1e-5 * g0
-    assert "ready_width" not in T.TrainConfig().to_dict()
-    cfg = T.TrainConfig(ready_width=0.02)
-    assert T.TrainConfig.from_dict(cfg.to_dict()) == cfg and T.device_bin(cfg).ready_width == 0.02
+    cfg = T.TrainConfig()                       # on by default for the device neuron
+    assert cfg.ready_width == 0.02 and cfg.to_dict()["ready_width"] == 0.02 and T.device_bin(cfg).ready_width == 0.02
+    assert T.TrainConfig.from_dict(cfg.to_dict()) == cfg
+    off = T.TrainConfig(ready_width=0)          # off: the config dict is as before the field existed
+    assert "ready_width" not in off.to_dict() and T.device_bin(off).ready_width is None
+    assert T.TrainConfig.from_dict(off.to_dict()) == off                    # an earlier file reads back as off
+    assert "ready_width" not in T.TrainConfig(neuron="lif").to_dict()      # LIF: never on, configs as before
 
 
 def test_input_maps_reach_the_paper_range_and_saturate_without_gradient():
