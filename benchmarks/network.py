@@ -21,8 +21,9 @@ One command:  pip install -r benchmarks/requirements-network.txt && python bench
     that the three simulate the same network).
 (b) Training throughput (``--part training``): RSNN with 256 hidden, 40 inputs, 100 time steps, batch
     64, BPTT with Adam, spike-count readout, samples per second after warm-up: ionspike's 1M1T1R
-    cell as ``ionspike train`` uses it (one 2 ms bin per step, ``Bin()``: 4 midpoint sub-steps on the
-    pulse, exact off phase, chemical-Langevin noise of the paper preset), the same cell without
+    cell as ``ionspike train`` uses it (one 2 ms bin per step, ``Bin(ready_width=0.02)``: 4 midpoint
+    sub-steps on the pulse, exact off phase, the default spike-surrogate gate, chemical-Langevin
+    noise of the paper preset), the same cell without
     noise, and ionspike's LIF cell, against snnTorch's ``RLeaky`` (same shapes, spike-count
     readout, cross-entropy). Targets (issue 13): 1M1T1R >= 1x snnTorch RLeaky, stretch >= 0.5x
     ionspike's LIF. ``--json OUT`` writes the samples/s and the sizes.
@@ -206,10 +207,12 @@ def train_ionspike(cell_kind: str, batch=64, steps=100, n_in=40, hidden=256, ite
     import ionspike as isp
     from ionspike.network import cells, rsnn
     from ionspike.network.neuron import Bin
+    from ionspike.network.train import DEFAULT_READY_WIDTH
 
     spec = Bin()
     if cell_kind.startswith("1m1t1r"):
-        cell = cells.DeviceCell(isp.presets.params("paper"), spec, stochastic=cell_kind == "1m1t1r")
+        cell = cells.DeviceCell(isp.presets.params("paper"), Bin(ready_width=DEFAULT_READY_WIDTH["1m1t1r"]),
+                                stochastic=cell_kind == "1m1t1r")
     else:
         cell = cells.LIFCell(spec)
     net = rsnn.RSNN(n_in=n_in, cell=cell, hidden=hidden, n_out=10, bins_per_step=1, readout="count")
