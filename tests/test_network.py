@@ -404,3 +404,25 @@ def test_variability_aware_training_and_robustness(tmp_path):
     with pytest.raises(ParameterError, match="device variability applies to 1m1t1r networks only"):
         from ionspike.network import robustness as Rb
         Rb.evaluate_model(tmp_path / "lif")
+
+
+@pytest.mark.slow
+def test_ablate_on_dask_workers_gives_the_in_process_table_and_counts_each_epoch_once(tmp_path, monkeypatch):
+    """The same study trained on a real local Dask cluster (2 worker processes) and in this
+    process: the same accuracies and spike counts, and the progress reaches its total exactly once
+    (it used to count the workers' epochs and then again while collecting the finished runs)."""
+    from ionspike.runner import Runner
+
+    monkeypatch.setattr(energy, "spike_energies", lambda presets=energy.PRESETS: {
+        p: {"neuron": 1e-12, "output_stage": 1e-9} for p in presets})
+    kw = dict(seeds=2, mode="quick", overrides={"hidden": 8, "epochs": 2, "n_train": 64})
+    seen = []
+    with Runner(workers=2) as runner:
+        on_workers = A.ablate(["digits"], ["full", "lif"], out=tmp_path / "dask", runner=runner,
+                              progress=lambda d, n, label: seen.append((d, n)), **kw)
+    here = A.ablate(["digits"], ["full", "lif"], out=tmp_path / "here", **kw)
+    total = 2 * 2 * 2
+    assert seen and all(d <= n == total for d, n in seen) and seen[-1] == (total, total)
+    for v in ("full", "lif"):
+        a, b = on_workers["tasks"]["digits"]["variants"][v], here["tasks"]["digits"]["variants"][v]
+        assert a["accuracy"] == b["accuracy"] and a["spikes_per_sample"] == pytest.approx(b["spikes_per_sample"], rel=1e-6)

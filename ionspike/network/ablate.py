@@ -216,6 +216,9 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
                 progress(done[0], total, "runs on the Dask workers")
 
         _run_distributed(configs, root, runner, counted, diverged)
+        done[0] = total              # every run is finished (or diverged); collecting them below counts nothing
+        if progress:
+            progress(total, total, "runs on the Dask workers")
     results = {"version": __version__, "mode": mode, "settings": settings, "seeds": seeds, "preset": preset,
                "variants": variant_list, "tasks": {}, **energies, "energy_assumptions": E.__doc__.strip(),
                "statistics": "accuracy: mean over seeds with a two-sided 95 % Student-t interval; p: Welch's t-test "
@@ -227,6 +230,8 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
             runs = []
             for s in range(seeds):
                 def on_epoch(row, label=f"{t} {v} seed {s}"):
+                    if runner is not None:     # counted when the workers finished it
+                        return
                     done[0] += 1
                     if progress:
                         progress(done[0], total, label)
