@@ -6,6 +6,8 @@ files are refused with the key, the value and what is allowed, before anything i
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -28,6 +30,8 @@ def _example(**search_settings):
     return data
 
 
+@pytest.mark.skipif(shutil.which("ngspice") is None and not os.environ.get("CI"),
+                    reason="ngspice not installed (CI installs it and runs this)")
 def test_designer_example_meets_its_targets_in_a_fresh_simulation_and_in_ngspice(tmp_path):
     spec = design_spec.from_dict(_example(population=5, generations=3))
     design = search.run(spec, spice=True)
