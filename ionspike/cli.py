@@ -665,8 +665,8 @@ def train(
     ready_width: Optional[float] = typer.Option(None, help="1m1t1r: scale the spike's surrogate derivative by "
                                                 "sigmoid((V_T - V_g)/W) of the gate at each bin's start, W in V "
                                                 "(default 0.02 for 1m1t1r, measured best on digits; 0 turns it off)."),
-    tau_out: Optional[float] = typer.Option(None, help="Time constant of the leaky-integrator readout, s "
-                                            "(default: the task's, 20 ms; 100 ms for digits)."),
+    tau_out: Optional[str] = typer.Option(None, help="Time constant of the leaky-integrator readout, e.g. "
+                                          "'100 ms' (default: the task's, 20 ms; 100 ms for digits)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Train an RSNN by BPTT; checkpoints every epoch and resumes from DIR/checkpoint.npz."""
@@ -679,7 +679,7 @@ def train(
                            batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step,
                            substeps_on=substeps, readout=readout, val_fraction=val_fraction, patience=patience,
                            train_sigma_d2d=train_sigma, input_map=input_map, ready_width=ready_width,
-                           tau_out=tau_out)
+                           tau_out=_positive(tau_out, "s", "--tau-out"))
     with _option("--preset"):
         isp.presets.load(preset)
     with io.OutputFolder(out, "train", force=force, resumable=True) as out_dir, _epoch_bar() as bar:

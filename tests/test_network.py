@@ -136,6 +136,20 @@ def test_the_readout_time_constant_is_the_task_s_and_earlier_files_keep_theirs()
     assert net.tau_out == 0.05
 
 
+def test_train_command_takes_the_readout_time_constant_as_a_quantity(tmp_path):
+    """``--tau-out`` takes a unit string (or SI seconds); other units and non-positive values are
+    refused with the option's name, before anything is written."""
+    r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "m"), "--task", "digits", "--neuron", "lif",
+                                 "--hidden", "8", "--epochs", "1", "--n-train", "64", "--n-test", "32",
+                                 "--tau-out", "50 ms"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "result.json").read_text())["config"]["tau_out"] == pytest.approx(0.05)
+    for bad, why in (("5 V", "--tau-out"), ("-1 ms", "--tau-out = '-1 ms' is out of range"), ("0", "out of range")):
+        r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "bad"), "--tau-out", bad])
+        assert r.exit_code == 2 and why in r.output, r.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_readouts_validation_split_and_bad_readout():
     task = tasks.digits()
     cell = cells.LIFCell(COARSE)
