@@ -6,6 +6,8 @@ Per neuron model: peak learning rate {1e-3, 3e-3, 1e-2} x upper-rate penalty wei
 MNIST-1D (128 hidden, li readout, 30 epochs with best-epoch selection, seed 0). The score is the
 validation accuracy (the test set is reported, never used to choose). Prints one table and writes
 ``sweep.json``; the chosen pairs are ``ionspike.network.train.DEFAULT_LR`` / ``DEFAULT_RATE_WEIGHT``.
+Everything else is each neuron model's default (the lower-rate penalty, ``DEFAULT_FLOOR_WEIGHT``, is
+off for every model).
 """
 
 from __future__ import annotations

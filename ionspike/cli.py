@@ -667,6 +667,9 @@ def train(
                                                 "(default 0.02 for 1m1t1r, measured best on digits; 0 turns it off)."),
     tau_out: Optional[str] = typer.Option(None, help="Time constant of the leaky-integrator readout, e.g. "
                                           "'100 ms' (default: the task's, 20 ms; 100 ms for digits)."),
+    floor_weight: Optional[float] = typer.Option(None, help="Weight of the lower-rate penalty on hidden neurons "
+                                                 "firing below 0.02 spikes per bin (default 0: off; 3000 "
+                                                 "revives the silent 1m1t1r neurons)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Train an RSNN by BPTT; checkpoints every epoch and resumes from DIR/checkpoint.npz."""
@@ -679,7 +682,7 @@ def train(
                            batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step,
                            substeps_on=substeps, readout=readout, val_fraction=val_fraction, patience=patience,
                            train_sigma_d2d=train_sigma, input_map=input_map, ready_width=ready_width,
-                           tau_out=_positive(tau_out, "s", "--tau-out"))
+                           tau_out=_positive(tau_out, "s", "--tau-out"), floor_weight=floor_weight)
     with _option("--preset"):
         isp.presets.load(preset)
     with io.OutputFolder(out, "train", force=force, resumable=True) as out_dir, _epoch_bar() as bar:

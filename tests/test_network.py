@@ -144,6 +144,12 @@ def test_train_command_takes_the_readout_time_constant_as_a_quantity(tmp_path):
                                  "--tau-out", "50 ms"])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "m" / "result.json").read_text())["config"]["tau_out"] == pytest.approx(0.05)
+    r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "f"), "--task", "digits", "--hidden", "8",
+                                 "--epochs", "1", "--n-train", "64", "--n-test", "32", "--floor-weight", "3000"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "f" / "result.json").read_text())["config"]["floor_weight"] == 3000
+    r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "bad"), "--floor-weight", "-1"])
+    assert r.exit_code == 2 and "floor_weight = -1.0 is out of range: allowed [0, 1e6)" in r.output, r.output
     for bad, why in (("5 V", "--tau-out"), ("-1 ms", "--tau-out = '-1 ms' is out of range"), ("0", "out of range")):
         r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "bad"), "--tau-out", bad])
         assert r.exit_code == 2 and why in r.output, r.output
@@ -283,6 +289,39 @@ def test_ready_width_silences_the_surrogate_of_a_gate_above_threshold():
     assert "ready_width" not in off.to_dict() and T.device_bin(off).ready_width is None
     assert T.TrainConfig.from_dict(off.to_dict()) == off                    # an earlier file reads back as off
     assert "ready_width" not in T.TrainConfig(neuron="lif").to_dict()      # LIF: never on, configs as before
+
+
+def test_the_lower_rate_penalty_pushes_only_neurons_below_the_floor():
+    """The lower-rate penalty adds ``floor_weight * mean relu(rate_floor - r)^2`` to the loss and its
+    gradient raises the bias of a neuron that fires below the floor (here: never), leaving one that
+    fires at every bin untouched. ``TrainConfig`` carries it (off by default: the config dict of a
+    run without it is as before the field existed), and a file without it reads back as none."""
+    cell = cells.LIFCell(neuron.Bin(), tau_mem=1.0)
+    x = jnp.zeros((4, 5, 1), jnp.float32)
+    y = jnp.zeros(4, jnp.int32)
+    plain = rsnn.RSNN(n_in=1, cell=cell, hidden=2, n_out=2, bins_per_step=1)
+    floored = rsnn.RSNN(n_in=1, cell=cell, hidden=2, n_out=2, bins_per_step=1, rate_floor=0.5, floor_weight=10.0)
+    w = plain.init(jax.random.key(0))
+    w["w_rec"] = jnp.zeros_like(w["w_rec"])
+    w["b"] = jnp.array([-0.5, 2.0], jnp.float32)       # neuron 0 never reaches the threshold, neuron 1 fires every bin
+    (l0, (_, spikes)), g0 = jax.value_and_grad(plain.loss, has_aux=True)(w, {}, x, y)
+    (l1, _), g1 = jax.value_and_grad(floored.loss, has_aux=True)(w, {}, x, y)
+    np.testing.assert_array_equal(np.asarray(spikes.mean(axis=(0, 1))), [0.0, 1.0])
+    assert float(l1 - l0) == pytest.approx(10.0 * 0.5 ** 2 / 2, rel=1e-6)
+    extra = np.asarray(g1["b"] - g0["b"])
+    assert extra[0] < 0 and extra[1] == 0             # descent raises the silent neuron's bias only
+    assert T.TrainConfig().floor_weight == T.DEFAULT_FLOOR_WEIGHT["1m1t1r"] == 0
+    assert "floor_weight" not in T.TrainConfig().to_dict() and "floor_weight" not in T.TrainConfig(neuron="lif").to_dict()
+    on = T.TrainConfig(floor_weight=3000)
+    assert on.to_dict()["floor_weight"] == 3000 and T.TrainConfig.from_dict(on.to_dict()) == on
+    net, _ = T.build(on, tasks.mnist1d())
+    assert (net.rate_floor, net.floor_weight) == (T.RATE_FLOOR, 3000)
+    legacy = {k: v for k, v in on.to_dict().items() if k != "floor_weight"}
+    assert T.TrainConfig.from_dict(legacy).floor_weight == 0
+    with pytest.raises(ParameterError, match=r"floor_weight = -1 is out of range: allowed \[0, 1e6\)"):
+        T.TrainConfig(floor_weight=-1)
+    with pytest.raises(ParameterError, match=r"rate_floor = 2 spikes per bin is out of range: allowed \[0, 1\]"):
+        rsnn.RSNN(n_in=1, cell=cell, rate_floor=2)
 
 
 def test_input_maps_reach_the_paper_range_and_saturate_without_gradient():

@@ -33,7 +33,9 @@ READOUTS = ("li", "li-mean", "count")
 @dataclass(frozen=True)
 class RSNN:
     """Network shape, its neuron model (a :class:`Cell`) and its readout; ``tau_out`` (s) is the
-    leaky-integrator readout's time constant."""
+    leaky-integrator readout's time constant; ``rate_limit``/``rate_weight`` and
+    ``rate_floor``/``floor_weight`` the upper and lower rate penalties (spikes per neuron and bin,
+    see :meth:`loss`)."""
 
     n_in: int
     cell: Cell
@@ -44,6 +46,8 @@ class RSNN:
     tau_out: float = 20e-3
     rate_limit: float = 0.1
     rate_weight: float = 0.0
+    rate_floor: float = 0.0
+    floor_weight: float = 0.0
 
     def __post_init__(self):
         for name in ("n_in", "hidden", "n_out", "bins_per_step"):
@@ -56,6 +60,14 @@ class RSNN:
             raise ParameterError(f"readout = {self.readout!r} is unknown: allowed {', '.join(READOUTS)}")
         if not (isinstance(self.tau_out, (int, float)) and self.tau_out > 0):
             raise ParameterError(f"tau_out = {self.tau_out!r} s is out of range: allowed (0, inf) s")
+        for name in ("rate_limit", "rate_floor"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
+                raise ParameterError(f"{name} = {v!r} spikes per bin is out of range: allowed [0, 1]")
+        for name in ("rate_weight", "floor_weight"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e6):
+                raise ParameterError(f"{name} = {v!r} is out of range: allowed [0, 1e6)")
 
     def init(self, key) -> dict:
         """Trainable weights (float32): input and recurrent crossbars, bias, readout."""
@@ -109,14 +121,20 @@ class RSNN:
         return logits + weights["b_out"][None, :], spikes.reshape(-1, batch, self.hidden)
 
     def loss(self, weights: dict, draws, x, y, key=None):
-        """Cross-entropy plus, with ``rate_weight`` > 0, an upper-rate penalty (Zenke & Vogels 2021):
-        ``rate_weight * mean_n relu(r_n - rate_limit)^2``, ``r_n`` a hidden neuron's spikes per bin
-        over the batch (keeps the network out of the runaway, saturated regime)."""
+        """Cross-entropy plus the two homeostatic rate penalties of Zenke & Vogels (2021), on
+        ``r_n``, a hidden neuron's spikes per bin over the batch:
+
+        * upper, with ``rate_weight`` > 0: ``rate_weight * mean_n relu(r_n - rate_limit)^2`` (keeps
+          the network out of the runaway, saturated regime);
+        * lower, with ``floor_weight`` > 0: ``floor_weight * mean_n relu(rate_floor - r_n)^2`` (keeps
+          neurons from falling silent, where they pass no gradient and carry nothing)."""
         logits, spikes = self.forward(weights, draws, x, key)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        rate = jnp.mean(spikes, axis=(0, 1))
         if self.rate_weight > 0:
-            rate = jnp.mean(spikes, axis=(0, 1))
             ce = ce + self.rate_weight * jnp.mean(jax.nn.relu(rate - self.rate_limit) ** 2)
+        if self.floor_weight > 0:
+            ce = ce + self.floor_weight * jnp.mean(jax.nn.relu(self.rate_floor - rate) ** 2)
         return ce, (logits, spikes)
 
 
