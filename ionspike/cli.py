@@ -755,6 +755,8 @@ def ablate(
                               "selection, all data; tasks mnist1d and working_memory unless --task): hours; resumable."),
     hidden: Optional[int] = typer.Option(None, help="Override the hidden size of the chosen settings."),
     epochs: Optional[int] = typer.Option(None, help="Override the epochs of the chosen settings."),
+    patience: Optional[int] = typer.Option(None, help="Override the early stop of the chosen settings: stop after N "
+                                           "epochs without a better validation accuracy (--full: 8)."),
     n_train: Optional[int] = typer.Option(None, help="Override the training-set size of the chosen settings."),
     read_energy: str = typer.Option("1 fJ", help="Energy of one synapse read in the crossbars."),
     workers: Optional[int] = typer.Option(None, help="Train the runs on a local Dask cluster of this many worker "
@@ -776,7 +778,8 @@ def ablate(
     from ionspike.units import parse_quantity
 
     read_energy_J = E.read_energy(parse_quantity(read_energy, "J", name="--read-energy"))
-    overrides = {k: v for k, v in {"hidden": hidden, "epochs": epochs, "n_train": n_train}.items() if v is not None}
+    overrides = {k: v for k, v in {"hidden": hidden, "epochs": epochs, "n_train": n_train,
+                                   "patience": patience}.items() if v is not None}
     with _option("--variants"):
         names = A.resolve_variants(variants.split(","))
     with _option("--task"):

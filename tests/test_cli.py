@@ -111,6 +111,7 @@ def test_rich_markup_in_a_name_is_printed_as_text(tmp_path):
     (["ablate", "--read-energy", "1 J", "--out", "{tmp}/o"], "read_energy = 1.0 is out of range: allowed [0, 1 uJ)"),
     (["ablate", "--seeds", "0", "--out", "{tmp}/o"], "--seeds = 0 is out of range: allowed integers >= 1"),
     (["ablate", "--hidden", "0", "--out", "{tmp}/o"], "hidden = 0 is out of range"),
+    (["ablate", "--patience", "0", "--out", "{tmp}/o"], "patience = 0 is out of range: allowed integers >= 1"),
     (["simulate", "--n", "abc", "--out", "{tmp}/o"], "Invalid value for '--n'"),
 ])
 def test_bad_options_are_refused_before_anything_runs(tmp_path, args, fragment):

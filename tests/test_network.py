@@ -356,9 +356,10 @@ def test_ablate_command_writes_results_table_and_figures(tmp_path, monkeypatch):
         p: {"neuron": 1e-12, "output_stage": 1e-9} for p in presets})
     out = tmp_path / "ab"
     r = CliRunner().invoke(app, ["ablate", "--out", str(out), "--task", "digits", "--variants", "full,no_ip,lif",
-                                 "--seeds", "2", "--epochs", "1", "--hidden", "12", "--n-train", "96"])
+                                 "--seeds", "2", "--epochs", "1", "--hidden", "12", "--n-train", "96", "--patience", "3"])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
+    assert res["settings"]["patience"] == 3 and res["settings"]["epochs"] == 1
     v = res["tasks"]["digits"]["variants"]
     assert set(v) == {"full", "no_ip", "lif"}
     assert v["full"]["seeds"] == 2 and len(v["no_ip"]["accuracy"]) == 2
@@ -379,7 +380,7 @@ def test_ablate_command_writes_results_table_and_figures(tmp_path, monkeypatch):
     # a rerun finds every run finished and trains nothing (same table)
     before = (out / "results.json").read_text()
     r = CliRunner().invoke(app, ["ablate", "--out", str(out), "--task", "digits", "--variants", "full,no_ip,lif",
-                                 "--seeds", "2", "--epochs", "1", "--hidden", "12", "--n-train", "96"])
+                                 "--seeds", "2", "--epochs", "1", "--hidden", "12", "--n-train", "96", "--patience", "3"])
     timing = ("wall_time_s",)
     strip = lambda d: {k: v for k, v in d.items() if k not in timing}   # noqa: E731
     assert r.exit_code == 0 and strip(json.loads((out / "results.json").read_text())) == strip(json.loads(before))
