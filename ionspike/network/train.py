@@ -71,7 +71,8 @@ RATE_FLOOR = 0.02   # spikes per neuron and bin below which the lower-rate penal
 # model: measured for the 1m1t1r cell (MNIST-1D, 128 hidden, 40 epochs; docs/model.md §7.4), weight
 # 3000 revives the silent neurons (19 of 128 never fire without it, none with it) but does not buy
 # accuracy: deterministic cell 59.2 -> 64.9 % test on seed 0, 62.3 -> 61.0 % on seed 1; full neuron
-# 52.0 % over 3 seeds against 53.7 % without
+# 52.0 % over 3 seeds against 53.7 % without (that study stopped early, after 8 epochs without a
+# better validation score; the floor runs trained all 40 epochs)
 DEFAULT_FLOOR_WEIGHT = {"1m1t1r": 0.0, "lif": 0.0, "alif": 0.0}
 
 
