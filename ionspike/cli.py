@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -119,9 +120,52 @@ def _preset(preset: str, assignments: list[str]):
     return p
 
 
-def _bar(*columns) -> Progress:
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), *columns,
-                    TimeElapsedColumn(), console=err)
+class _Progress(Progress):
+    """rich's live bar on a terminal. Anywhere else (output redirected to a log file, a batch job,
+    CI), where a live bar shows nothing until it ends, the bar is off and each task's progress is
+    written as a plain line instead: its first update, then at most one line every
+    :attr:`LOG_EVERY_S` seconds, and its last; so a run of hours logged to a file shows where it is."""
+
+    LOG_EVERY_S = 30.0
+
+    def __init__(self, *columns, console: Console, unit: str = ""):
+        super().__init__(*columns, console=console, disable=not console.is_terminal)
+        self.unit = unit
+        self._last_line: dict = {}     # task id -> (monotonic time, text) of its last line
+
+    def update(self, task_id, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        self._log(task_id)
+
+    def advance(self, task_id, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._log(task_id)
+
+    def _log(self, task_id) -> None:
+        if not self.disable:
+            return
+        task = self._tasks[task_id]
+        if task.total == 1.0:            # a fraction
+            amount = f"{100.0 * task.completed:.0f} %"
+        else:
+            amount = f"{task.completed:g}/{task.total:g}" + (f" {self.unit}" if self.unit else "")
+        extra = "".join(f", {v}" for v in task.fields.values() if v not in (None, ""))
+        text = f"{task.description.rstrip()}: {amount}{extra}"
+        now = time.monotonic()
+        last = self._last_line.get(task_id)
+        if last is not None and (text == last[1] or (now - last[0] < self.LOG_EVERY_S and not task.finished)):
+            return
+        self._last_line[task_id] = (now, text)
+        elapsed = int(task.elapsed or 0.0)
+        self.console.print(f"{text} ({elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d} elapsed)",
+                           highlight=False)
+
+
+def _bar(*columns, unit: str = "") -> Progress:
+    """A progress display (:class:`_Progress`); ``unit`` names what a task counts in the plain lines
+    written when the output is not a terminal (tasks of total 1 are fractions, written in %)."""
+    return _Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), *columns,
+                     TimeElapsedColumn(), console=err, unit=unit)
 
 
 def _dt(preset, dt: str | None) -> float:
@@ -427,8 +471,6 @@ def characterize(
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Measure the six characteristics and the energy per spike; write data, figures, metrics."""
-    import time
-
     import ionspike as isp
     from ionspike import io, protocols
     from ionspike.report import characteristics as figs
@@ -635,7 +677,7 @@ def calibrate_pulses(
 
 
 def _epoch_bar() -> Progress:
-    return _bar(TextColumn("{task.completed}/{task.total} epochs"), TimeRemainingColumn())
+    return _bar(TextColumn("{task.completed}/{task.total} epochs"), TimeRemainingColumn(), unit="epochs")
 
 
 @app.command()
@@ -860,7 +902,7 @@ def sweep(
 
     st = S.load(study_file)
     with io.OutputFolder(out, "sweep", force=force, resumable=True, identity=W.identity(st)) as root, \
-            _bar(TextColumn("{task.completed}/{task.total} tasks"), TimeRemainingColumn()) as bar:
+            _bar(TextColumn("{task.completed}/{task.total} tasks"), TimeRemainingColumn(), unit="tasks") as bar:
         job = bar.add_task("sweep", total=len(S.tasks(st)))
 
         def started(total, pending, dashboard):

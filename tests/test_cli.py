@@ -170,6 +170,10 @@ def test_ctrl_c_stops_train_with_130_and_the_rerun_resumes(tmp_path):
     assert [row["epoch"] for row in result["history"]] == [1, 2, 3, 4, 5]
     assert result["history"][: len(done)] == done          # the epochs before the interruption were not rerun
     assert "test accuracy" in rerun.stderr
+    # not a terminal: the live bar is off and progress comes as plain lines, the first and last epoch at least
+    lines = [line for line in rerun.stderr.splitlines() if " epochs (" in line]
+    assert f"{len(done) + 1}/5 epochs (" in lines[0] and "5/5 epochs (" in lines[-1], rerun.stderr
+    assert all(line.startswith("train digits 1m1t1r full: val ") for line in lines), rerun.stderr
 
 
 def test_ctrl_c_stops_simulate_with_130_and_removes_its_folder(tmp_path):
