@@ -470,13 +470,19 @@ def test_ablate_on_dask_workers_gives_the_in_process_table_and_counts_each_epoch
     monkeypatch.setattr(energy, "spike_energies", lambda presets=energy.PRESETS: {
         p: {"neuron": 1e-12, "output_stage": 1e-9} for p in presets})
     kw = dict(seeds=2, mode="quick", overrides={"hidden": 8, "epochs": 2, "n_train": 64})
-    seen = []
+    seen, resumed = [], []
+    here = A.ablate(["digits"], ["full", "lif"], out=tmp_path / "here", **kw)
     with Runner(workers=2) as runner:
         on_workers = A.ablate(["digits"], ["full", "lif"], out=tmp_path / "dask", runner=runner,
                               progress=lambda d, n, label: seen.append((d, n)), **kw)
-    here = A.ablate(["digits"], ["full", "lif"], out=tmp_path / "here", **kw)
+        # the finished study again on the workers: nothing is trained, and the finished runs' epochs are
+        # counted before any worker reports (a resumed study's progress starts where it stands)
+        again = A.ablate(["digits"], ["full", "lif"], out=tmp_path / "here", runner=runner,
+                         progress=lambda d, n, label: resumed.append((d, n)), **kw)
     total = 2 * 2 * 2
     assert seen and all(d <= n == total for d, n in seen) and seen[-1] == (total, total)
+    assert resumed == [(d, total) for d in range(1, total + 1)] + [(total, total)]
+    assert again["tasks"] == here["tasks"]
     for v in ("full", "lif"):
         a, b = on_workers["tasks"]["digits"]["variants"][v], here["tasks"]["digits"]["variants"][v]
         assert a["accuracy"] == b["accuracy"] and a["spikes_per_sample"] == pytest.approx(b["spikes_per_sample"], rel=1e-6)

@@ -115,15 +115,22 @@ def _run_distributed(configs: dict, root: Path, runner, on_epoch, diverged: dict
     """Train every unfinished run on the runner's workers (each writes its own folder); finished
     runs are left as they are. A run whose training diverged goes into ``diverged``; one that
     fails otherwise is reported after the others have finished."""
-    pending = [(key, cfg, root / "runs" / key[0] / key[1] / f"seed{key[2]}") for key, cfg in configs.items()
-               if _finished(cfg, root / "runs" / key[0] / key[1] / f"seed{key[2]}") is None]
     failures = []
 
     def ok(item, result):
         for row in result["history"]:
             on_epoch(row)
-        for _ in range(item[1].epochs - result["epochs_done"]):
+        for _ in range(item[1].epochs - len(result["history"])):   # stopped early: the count still completes
             on_epoch(None)
+
+    pending = []
+    for key, cfg in configs.items():
+        folder = root / "runs" / key[0] / key[1] / f"seed{key[2]}"
+        saved = _finished(cfg, folder)
+        if saved is None:
+            pending.append((key, cfg, folder))
+        else:            # finished before: counted at once, so a resumed study's progress starts where it stands
+            ok((key, cfg, folder), saved)
 
     def bad(item, exc):
         if isinstance(exc, FloatingPointError):
