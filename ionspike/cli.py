@@ -790,7 +790,7 @@ def ablate(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (results.json, results.csv, figures, runs/)."),
     task: Optional[List[str]] = typer.Option(None, help="Task(s): mnist1d, digits, working_memory or all (repeatable; "
                                              "default mnist1d, with --full mnist1d and working_memory)."),
-    variants: str = typer.Option("all", help="Comma-separated variants or all: full, no_leak, no_ip, no_refractory, "
+    variants: str = typer.Option("all", help="Comma-separated variants or all: full, no_leak, no_ip, short_ip, no_refractory, "
                                  "long_refractory, deterministic, high_noise, low_threshold, high_threshold, lif, alif."),
     seeds: int = typer.Option(3, help="Seeds per variant."),
     full: bool = typer.Option(False, "--full", help="Converged settings (128 hidden, up to 40 epochs with best-epoch "

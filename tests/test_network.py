@@ -48,6 +48,10 @@ def test_ablation_switches_change_the_neuron():
     # no intrinsic plasticity: no residue at all; the full neuron builds one
     _, _, r_noip = _drive("no_ip")
     assert r_full.max() > 0.05 and r_noip.max() == 0.0
+    # short intrinsic plasticity: a residue that fades within tens of ms once the drive stops (120 ms
+    # after it, the full neuron keeps more than half of its residue)
+    _, _, r_short = _drive("short_ip")
+    assert r_full[-1, 0] > 0.5 * r_full[39, 0] and 0.0 < r_short[-1, 0] < 0.05 * r_short[39, 0]
     # refractory period: R_c sets how often the neuron can fire under the same drive
     counts = {v: _drive(v, on_bins=100, off_bins=1)[0][:, 0].sum() for v in ("no_refractory", "full", "long_refractory")}
     assert counts["no_refractory"] > counts["full"] > counts["long_refractory"] > 0

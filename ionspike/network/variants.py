@@ -5,6 +5,8 @@
 ``full``           the preset as it is (stochastic)
 ``no_leak``        gamma1 = gamma2 = 0 (neither filament nor residue decays); mu re-fitted
 ``no_ip``          beta = 0 (no residue, so no intrinsic plasticity); mu re-fitted
+``short_ip``       gamma2 x 10 (the residue, and with it the intrinsic plasticity, lasts ~20 ms
+                   instead of ~200 ms); mu re-fitted
 ``no_refractory``  R_c = 10 MOhm (the gate discharges within one bin: ISI = input period)
 ``long_refractory`` R_c = 1 GOhm
 ``deterministic``  N_eff = inf, no device-to-device spread
@@ -31,9 +33,10 @@ from ionspike.errors import ParameterError
 from ionspike.network.neuron import Bin, run
 from ionspike.params import NeuronParams, replace
 
-VARIANTS = ("full", "no_leak", "no_ip", "no_refractory", "long_refractory", "deterministic", "high_noise",
+VARIANTS = ("full", "no_leak", "no_ip", "short_ip", "no_refractory", "long_refractory", "deterministic", "high_noise",
             "low_threshold", "high_threshold")
-REFIT = ("no_leak", "no_ip")
+REFIT = ("no_leak", "no_ip", "short_ip")
+SHORT_IP_FACTOR = 10.0      # short_ip: the residue decays this many times faster (gamma2 x 10)
 REFERENCE_AMPLITUDE = 0.8   # V
 REFERENCE_BINS = 150        # 300 ms of 2 ms bins
 MU_FACTORS = np.geomspace(1e-3, 20.0, 345)
@@ -56,10 +59,14 @@ def check(name: str) -> str:
 
 def reference_response(p: NeuronParams, spec: Bin = Bin(), mu_factors=np.ones(1)) -> tuple[np.ndarray, np.ndarray]:
     """Spike count and first-spike bin (``inf`` if none) of single deterministic neurons under the
-    reference drive, one per factor of mu."""
+    reference drive, one per factor of mu. Each neuron's mu is the product ``mu * factor`` in double
+    precision, then float32, exactly as :func:`make` stores the chosen factor: the response found for
+    a factor is the variant's own (a spike count can be a chaotic function of mu, where even the
+    rounding of ``mu * factor`` in float32 moves it)."""
     amps = jnp.full((REFERENCE_BINS, len(mu_factors)), REFERENCE_AMPLITUDE, jnp.float32)
-    p32 = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), p.deterministic())
-    spikes, _ = run(amps, p32, spec, mu_scale=jnp.asarray(mu_factors, jnp.float32))
+    mu = np.asarray(p.memristor.mu, np.float64) * np.asarray(mu_factors, np.float64)
+    p32 = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), replace(p, **{"memristor.mu": mu}).deterministic())
+    spikes, _ = run(amps, p32, spec)
     s = np.asarray(spikes)
     count = s.sum(axis=0)
     first = np.where(count > 0, np.argmax(s > 0, axis=0), np.inf)
@@ -106,10 +113,16 @@ def make(name: str, base: NeuronParams, spec: Bin = Bin()) -> Variant:
     if name in ("low_threshold", "high_threshold"):
         v_h = float(m.v_h) + (-0.1 if name == "low_threshold" else 0.1)
         return Variant(name, replace(base, **{"memristor.v_h": v_h}), True, note=f"v_h = {v_h:.2f} V")
-    knobs = {"memristor.gamma1": 0.0, "memristor.gamma2": 0.0} if name == "no_leak" else {"memristor.beta": 0.0}
+    if name == "no_leak":
+        knobs, what = {"memristor.gamma1": 0.0, "memristor.gamma2": 0.0}, "gamma1 = gamma2 = 0"
+    elif name == "no_ip":
+        knobs, what = {"memristor.beta": 0.0}, "beta = 0"
+    else:   # short_ip
+        gamma2 = m.gamma2 * SHORT_IP_FACTOR        # per neuron where the preset has a value per neuron
+        shown = float(np.max(gamma2))
+        knobs, what = {"memristor.gamma2": gamma2}, f"gamma2 = {shown:.4g} 1/s (residue ~{1e3 / shown:.3g} ms)"
     changed = replace(base, **knobs)
     count, first = reference_response(base, spec)
     factor, note = refit_mu(changed, float(count[0]), float(first[0]), spec)
-    what = "gamma1 = gamma2 = 0" if name == "no_leak" else "beta = 0"
     p = replace(changed, **{"memristor.mu": float(m.mu) * factor})
     return Variant(name, p, True, mu_factor=factor, note=f"{what}; {note}")
