@@ -209,7 +209,9 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
         inv_r = 1.0 / resistance(F_h + R_h, m)
         V_h = _gate(V, a, 1.0 / resistance(x0, m), p, 0.5 * h)   # the half step sees the start's R_d, as the circuit's
         s1 = s0 + 2.0 * h * ((m.gamma1 * F_h + m.gamma2 * R_h) * w_h - drift_drive(a - V_h, m, mu_scale))
-        R1 = R + h * (m.beta * F_h - m.gamma2 * R_h)
+        # the residue is an amount (>= 0): where F rounds to 0 in float32 next to a tiny R, the explicit
+        # step would take R below 0 and the noise's variance (beta F + gamma2 R) with it
+        R1 = jnp.maximum(R + h * (m.beta * F_h - m.gamma2 * R_h), 0.0)
         V1 = _gate(V, a, inv_r, p, h)
         F1 = jnp.maximum(1.0 + m.alpha - jnp.sqrt(jnp.maximum(s1, al2)) - R1, 0.0)
         hit = ~bridged & (s1 <= al2)
