@@ -480,12 +480,14 @@ def test_ablate_on_dask_workers_gives_the_in_process_table_and_counts_each_epoch
         on_workers = A.ablate(["digits"], ["full", "lif"], out=tmp_path / "dask", runner=runner,
                               progress=lambda d, n, label: seen.append((d, n)), **kw)
         # the finished study again on the workers: nothing is trained, and the finished runs' epochs are
-        # counted before any worker reports (a resumed study's progress starts where it stands)
+        # reported at once, as a whole, before any worker reports (a resumed study's progress starts
+        # where it stands)
         again = A.ablate(["digits"], ["full", "lif"], out=tmp_path / "here", runner=runner,
                          progress=lambda d, n, label: resumed.append((d, n)), **kw)
     total = 2 * 2 * 2
     assert seen and all(d <= n == total for d, n in seen) and seen[-1] == (total, total)
-    assert resumed == [(d, total) for d in range(1, total + 1)] + [(total, total)]
+    assert resumed == [(total, total), (total, total)]
+    assert seen[0] == (0, total)             # a fresh study starts at 0 before the workers report
     assert again["tasks"] == here["tasks"]
     for v in ("full", "lif"):
         a, b = on_workers["tasks"]["digits"]["variants"][v], here["tasks"]["digits"]["variants"][v]

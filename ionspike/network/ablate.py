@@ -111,10 +111,11 @@ def _run_one(config: TrainConfig, folder: Path, task, on_epoch) -> dict:
     return saved
 
 
-def _run_distributed(configs: dict, root: Path, runner, on_epoch, diverged: dict) -> None:
+def _run_distributed(configs: dict, root: Path, runner, on_epoch, diverged: dict, on_start=None) -> None:
     """Train every unfinished run on the runner's workers (each writes its own folder); finished
-    runs are left as they are. A run whose training diverged goes into ``diverged``; one that
-    fails otherwise is reported after the others have finished."""
+    runs are left as they are, their epochs passed to ``on_epoch`` first, then ``on_start()`` is
+    called before any run is dispatched. A run whose training diverged goes into ``diverged``; one
+    that fails otherwise is reported after the others have finished."""
     failures = []
 
     def ok(item, result):
@@ -131,6 +132,8 @@ def _run_distributed(configs: dict, root: Path, runner, on_epoch, diverged: dict
             pending.append((key, cfg, folder))
         else:            # finished before: counted at once, so a resumed study's progress starts where it stands
             ok((key, cfg, folder), saved)
+    if on_start is not None:
+        on_start()
 
     def bad(item, exc):
         if isinstance(exc, FloatingPointError):
@@ -217,12 +220,19 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
     diverged: dict = {}     # (task, variant, seed) -> why: a run whose training diverged is reported, not fatal
     t_start = time.perf_counter()
     if runner is not None:
+        counting_finished = [True]     # the finished runs' epochs are reported once, as a whole
+
         def counted(row):
             done[0] += 1
+            if progress and not counting_finished[0]:
+                progress(done[0], total, "runs on the Dask workers")
+
+        def started():
+            counting_finished[0] = False
             if progress:
                 progress(done[0], total, "runs on the Dask workers")
 
-        _run_distributed(configs, root, runner, counted, diverged)
+        _run_distributed(configs, root, runner, counted, diverged, on_start=started)
         done[0] = total              # every run is finished (or diverged); collecting them below counts nothing
         if progress:
             progress(total, total, "runs on the Dask workers")
