@@ -158,7 +158,7 @@ class _Progress(Progress):
         self._last_line[task_id] = (now, text)
         elapsed = int(task.elapsed or 0.0)
         self.console.print(f"{text} ({elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d} elapsed)",
-                           highlight=False)
+                           highlight=False, emoji=False)   # descriptions arrive markup-escaped; no :codes: either
 
 
 def _bar(*columns, unit: str = "") -> Progress:

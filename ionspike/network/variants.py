@@ -118,9 +118,8 @@ def make(name: str, base: NeuronParams, spec: Bin = Bin()) -> Variant:
     elif name == "no_ip":
         knobs, what = {"memristor.beta": 0.0}, "beta = 0"
     else:   # short_ip
-        gamma2 = m.gamma2 * SHORT_IP_FACTOR        # per neuron where the preset has a value per neuron
-        shown = float(np.max(gamma2))
-        knobs, what = {"memristor.gamma2": gamma2}, f"gamma2 = {shown:.4g} 1/s (residue ~{1e3 / shown:.3g} ms)"
+        gamma2 = float(m.gamma2) * SHORT_IP_FACTOR   # scalar, as mu and v_h are for every variant
+        knobs, what = {"memristor.gamma2": gamma2}, f"gamma2 = {gamma2:.4g} 1/s (residue ~{1e3 / gamma2:.3g} ms)"
     changed = replace(base, **knobs)
     count, first = reference_response(base, spec)
     factor, note = refit_mu(changed, float(count[0]), float(first[0]), spec)
