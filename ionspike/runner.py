@@ -9,6 +9,9 @@ Zarr regions; ``ablate`` writes training-run folders); the runner knows neither.
   the ``DASK_SCHEDULER_ADDRESS`` environment variable) connects to an existing cluster
   (``dask scheduler`` / ``dask worker``, dask-jobqueue, dask-mpi). An unreachable address is an
   error after ``timeout`` seconds, not a hang.
+* **Progress**: a task may call :func:`report` as it goes (a training run: each epoch); the
+  caller's ``on_event`` receives the message in its own thread while the task still runs (Dask's
+  worker events, so it works on any cluster, not only one that shares a file system).
 * **Faults**: a worker that dies mid-task costs only its task, which Dask runs again elsewhere
   (up to ``distributed.scheduler.allowed-failures`` times), or, where the scheduler cancels it
   instead, the runner submits again (``CANCELLED_RETRIES`` times); a task that raises is reported
@@ -17,8 +20,12 @@ Zarr regions; ``ablate`` writes training-run folders); the runner knows neither.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import queue
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -30,6 +37,32 @@ CANCELLED_RETRIES = 3   # times a task the cluster cancelled (not failed) is sub
 #: by the CPUs the process may use: local workers are pinned to one core each, see _OneCore)
 WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+POLL_S = 0.2            # how often run() looks for finished tasks and reports while it waits, s
+
+_REPORTING = contextvars.ContextVar("ionspike_runner_reporting", default=None)   # (topic, task index) in a task
+
+
+def report(message) -> None:
+    """Send ``message`` (msgpack-serialisable: numbers, strings, lists, dicts) from a task running on
+    a runner's worker to the ``on_event`` of the :meth:`Runner.run` that submitted it; a no-op
+    anywhere else (the same task code runs in-process too)."""
+    where = _REPORTING.get()
+    if where is None:
+        return
+    from distributed import get_worker
+
+    topic, index = where
+    get_worker().log_event(topic, [index, message])
+
+
+def _reporting(topic, index, fn, *args):
+    """Run ``fn(*args)`` on a worker with :func:`report` pointed at ``topic`` as task ``index``."""
+    token = _REPORTING.set((topic, index))
+    try:
+        return fn(*args)
+    finally:
+        _REPORTING.reset(token)
 
 
 def _one_core_plugin():
@@ -109,32 +142,63 @@ class Runner:
             return None
 
     def run(self, fn: Callable, tasks: Iterable, *, on_result: Callable[[Any, Any], None],
-            on_error: Callable[[Any, BaseException], None], args: tuple = ()) -> None:
+            on_error: Callable[[Any, BaseException], None], on_event: Callable[[Any, Any], None] | None = None,
+            args: tuple = ()) -> None:
         """Submit ``fn(*args, task)`` for every task; call ``on_result(task, result)`` (in this
-        process, one at a time, in completion order) or ``on_error(task, exception)``."""
+        process, one at a time, in completion order) or ``on_error(task, exception)``, and
+        ``on_event(task, message)`` (in this thread too) for every :func:`report` of a running
+        task, before its ``on_result``."""
         from distributed import as_completed
+
+        tasks = list(tasks)
+        topic = f"ionspike-{uuid.uuid4().hex}"
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        if on_event is not None:     # subscribed before anything is submitted: the scheduler sees it first
+            self.client.subscribe_topic(topic, lambda event: events.put(event[1]))
+
+        def drain():
+            while True:
+                try:
+                    index, message = events.get_nowait()
+                except queue.Empty:
+                    return
+                on_event(tasks[index], message)
 
         shared = tuple(self.client.scatter(a, broadcast=True) for a in args)
         futures, resubmitted = {}, {}
-        for task in tasks:
-            fut = self.client.submit(fn, *shared, task, pure=False)
-            futures[fut] = task
-        pending = as_completed(futures)
-        for fut in pending:
-            task = futures.pop(fut)
-            if fut.status == "cancelled":
-                # the scheduler can drop a task whose worker died mid-run ("already forgotten") instead of
-                # rerunning it (seen with a SIGKILLed worker under load): submit it again, a bounded number of times
-                tries = resubmitted.get(id(task), 0) + 1
-                if tries > CANCELLED_RETRIES:
-                    on_error(task, RuntimeError(f"the cluster cancelled this task {tries} times"))
-                else:
-                    resubmitted[id(task)] = tries
-                    again = self.client.submit(fn, *shared, task, pure=False)
-                    futures[again] = task
-                    pending.add(again)
-            elif fut.status == "error":
-                on_error(task, fut.exception())
-            else:
-                on_result(task, fut.result())
-            fut.release()
+
+        def submit(index):
+            fut = self.client.submit(_reporting, topic, index, fn, *shared, tasks[index], pure=False)
+            futures[fut] = index
+            return fut
+
+        pending = as_completed([submit(i) for i in range(len(tasks))])
+        try:
+            while not pending.is_empty():
+                ready = pending.next_batch(block=on_event is None)
+                if on_event is not None:
+                    # a task's events travel ahead of its result on the worker's stream: taken after
+                    # the ready futures, every event of a finished task is in the queue by now
+                    drain()
+                    if not ready:
+                        time.sleep(POLL_S)
+                for fut in ready:
+                    index = futures.pop(fut)
+                    if fut.status == "cancelled":
+                        # the scheduler can drop a task whose worker died mid-run ("already forgotten")
+                        # instead of rerunning it (seen with a SIGKILLed worker under load): submit it
+                        # again, a bounded number of times
+                        tries = resubmitted.get(index, 0) + 1
+                        if tries > CANCELLED_RETRIES:
+                            on_error(tasks[index], RuntimeError(f"the cluster cancelled this task {tries} times"))
+                        else:
+                            resubmitted[index] = tries
+                            pending.add(submit(index))
+                    elif fut.status == "error":
+                        on_error(tasks[index], fut.exception())
+                    else:
+                        on_result(tasks[index], fut.result())
+                    fut.release()
+        finally:
+            if on_event is not None:
+                self.client.unsubscribe_topic(topic)

@@ -399,10 +399,10 @@ def test_a_diverged_run_is_reported_and_left_out_not_fatal(tmp_path, monkeypatch
         p: {"neuron": 1e-12, "output_stage": 1e-9} for p in presets})
     real = A.train_run
 
-    def train_run(config, folder, task=None, on_epoch=None):
+    def train_run(config, folder, task=None, progress=None):
         if (config.variant, config.seed) in (("no_ip", 1), ("no_leak", 0), ("no_leak", 1)):
             raise FloatingPointError("training diverged in epoch 1: non-finite loss or weights")
-        return real(config, folder, task, on_epoch)
+        return real(config, folder, task, progress)
 
     monkeypatch.setattr(A, "train_run", train_run)
     out = tmp_path / "ab"
@@ -417,7 +417,7 @@ def test_a_diverged_run_is_reported_and_left_out_not_fatal(tmp_path, monkeypatch
     assert [(d["variant"], d["seed"]) for d in res["diverged_runs"]] == [("no_ip", 1), ("no_leak", 0), ("no_leak", 1)]
     assert not (out / "runs" / "digits" / "no_ip" / "seed1" / "result.json").exists()
     # with no finished run of the full neuron there is nothing to compare against: a one-line error, exit 1
-    monkeypatch.setattr(A, "train_run", lambda config, folder, task=None, on_epoch=None: (_ for _ in ()).throw(
+    monkeypatch.setattr(A, "train_run", lambda config, folder, task=None, progress=None: (_ for _ in ()).throw(
         FloatingPointError("training diverged in epoch 1: non-finite loss in 3 of 3 batches")))
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "ab2"), "--task", "digits", "--variants", "full",
                                  "--seeds", "1", "--epochs", "1", "--hidden", "12", "--n-train", "96"])
@@ -488,6 +488,8 @@ def test_ablate_on_dask_workers_gives_the_in_process_table_and_counts_each_epoch
     assert seen and all(d <= n == total for d, n in seen) and seen[-1] == (total, total)
     assert resumed == [(total, total), (total, total)]
     assert seen[0] == (0, total)             # a fresh study starts at 0 before the workers report
+    counts = [d for d, _ in seen]            # the workers report each epoch as it ends; the count never goes back
+    assert counts == sorted(counts) and set(counts) == set(range(total + 1))
     assert again["tasks"] == here["tasks"]
     for v in ("full", "lif"):
         a, b = on_workers["tasks"]["digits"]["variants"][v], here["tasks"]["digits"]["variants"][v]

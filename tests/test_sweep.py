@@ -222,6 +222,43 @@ def test_reproduce_protocol_on_the_runner_equals_in_process():
     assert metrics == local
 
 
+def _report_then_wait(folder, index):
+    """A runner task that reports 1, waits until the caller has seen it (the caller's on_event
+    writes a file), then reports 2 and 3 and returns its index."""
+    from ionspike.runner import report
+
+    report(1)
+    seen, deadline = Path(folder) / f"seen-{index}", time.monotonic() + 60
+    while not seen.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the report did not reach the caller while the task ran")
+        time.sleep(0.05)
+    report(2)
+    report(3)
+    return index
+
+
+def test_task_reports_reach_the_caller_while_the_task_runs_and_before_its_result(tmp_path):
+    """runner.report from a task on a real local cluster: the caller's on_event gets each message
+    while the task still runs (the task waits for the caller to have seen its first), in order and
+    before the task's result; outside a runner task report does nothing."""
+    from ionspike.runner import report
+
+    log = []
+
+    def on_event(task, message):
+        log.append(("event", task, message))
+        if message == 1:
+            (tmp_path / f"seen-{task}").write_text("")
+
+    with Runner(workers=2) as runner:
+        runner.run(_report_then_wait, [0, 1], args=(str(tmp_path),), on_event=on_event,
+                   on_result=lambda t, r: log.append(("result", t, r)), on_error=lambda t, e: log.append(("error", t, e)))
+    for t in (0, 1):
+        assert [e for e in log if e[1] == t] == [("event", t, 1), ("event", t, 2), ("event", t, 3), ("result", t, t)]
+    report("not in a runner task")     # a no-op: the same task code runs in-process too
+
+
 def _cancel_own_first_run(marker):
     """A runner task that, on its first run, has the scheduler cancel it while it runs (as the
     scheduler may do with a task whose worker died); on the next run it returns normally."""

@@ -85,12 +85,12 @@ def _finished(config: TrainConfig, folder: Path) -> dict | None:
     return None
 
 
-def train_run(config: TrainConfig, folder: Path, task=None, on_epoch=None) -> dict:
+def train_run(config: TrainConfig, folder: Path, task=None, progress=None) -> dict:
     """Train one run into ``folder`` (resuming its checkpoint) and write its ``result.json``; the
-    unit of work of the study, in this process or on a Dask worker (:mod:`ionspike.runner`)."""
+    unit of work of the study, in this process or on a Dask worker (:mod:`ionspike.runner`).
+    ``progress(epoch, epochs, row)``: after every epoch trained here, as :func:`train`'s."""
     folder = Path(folder)
-    result = train(config, folder, task=task,
-                   progress=None if on_epoch is None else (lambda e, n, row: on_epoch(row)))
+    result = train(config, folder, task=task, progress=progress)
     keep = result_summary(result)
     keep["raster"] = _raster(result) if config.seed == 0 else None
     write_json(folder / "result.json", keep)
@@ -100,7 +100,7 @@ def train_run(config: TrainConfig, folder: Path, task=None, on_epoch=None) -> di
 def _run_one(config: TrainConfig, folder: Path, task, on_epoch) -> dict:
     saved = _finished(config, folder)
     if saved is None:
-        saved = train_run(config, folder, task, on_epoch)
+        saved = train_run(config, folder, task, lambda e, n, row: on_epoch(row))
         for _ in range(config.epochs - saved["epochs_done"]):
             on_epoch(None)
         return saved
@@ -111,27 +111,26 @@ def _run_one(config: TrainConfig, folder: Path, task, on_epoch) -> dict:
     return saved
 
 
-def _run_distributed(configs: dict, root: Path, runner, on_epoch, diverged: dict, on_start=None) -> None:
-    """Train every unfinished run on the runner's workers (each writes its own folder); finished
-    runs are left as they are, their epochs passed to ``on_epoch`` first, then ``on_start()`` is
-    called before any run is dispatched. A run whose training diverged goes into ``diverged``; one
-    that fails otherwise is reported after the others have finished."""
+def _run_distributed(configs: dict, root: Path, runner, on_epochs, diverged: dict, on_start=None) -> None:
+    """Train every unfinished run on the runner's workers (each writes its own folder). Progress:
+    ``on_epochs(key, n)`` says that run ``key`` has ``n`` of its epochs (never fewer than before): a
+    finished run at once with all of them, before ``on_start()`` is called and anything dispatched;
+    a running one after each epoch, from the worker (a resumed run's first report counts its
+    checkpoint's epochs too); every one with all of them when it ends (one that stopped early too). A run whose
+    training diverged goes into ``diverged``; one that fails otherwise is reported after the others
+    have finished."""
     failures = []
 
     def ok(item, result):
-        for row in result["history"]:
-            on_epoch(row)
-        for _ in range(item[1].epochs - len(result["history"])):   # stopped early: the count still completes
-            on_epoch(None)
+        on_epochs(item[0], item[1].epochs)
 
     pending = []
     for key, cfg in configs.items():
         folder = root / "runs" / key[0] / key[1] / f"seed{key[2]}"
-        saved = _finished(cfg, folder)
-        if saved is None:
+        if _finished(cfg, folder) is None:
             pending.append((key, cfg, folder))
         else:            # finished before: counted at once, so a resumed study's progress starts where it stands
-            ok((key, cfg, folder), saved)
+            on_epochs(key, cfg.epochs)
     if on_start is not None:
         on_start()
 
@@ -141,14 +140,17 @@ def _run_distributed(configs: dict, root: Path, runner, on_epoch, diverged: dict
         else:
             failures.append(f"{'/'.join(map(str, item[0]))}: {type(exc).__name__}: {exc}")
 
-    runner.run(_train_item, pending, on_result=ok, on_error=bad)
+    runner.run(_train_item, pending, on_result=ok, on_error=bad, on_event=lambda item, n: on_epochs(item[0], n))
     if failures:
         raise RuntimeError(f"{len(failures)} training run(s) failed: " + "; ".join(failures))
 
 
 def _train_item(item) -> dict:
+    """A runner task: one training run, its epochs reported to the study as they end."""
+    from ionspike.runner import report
+
     _, config, folder = item
-    return train_run(config, folder)
+    return train_run(config, folder, progress=lambda epoch, epochs, row: report(epoch))
 
 
 def interval95(values) -> tuple[float, float] | tuple[None, None]:
@@ -221,9 +223,11 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
     t_start = time.perf_counter()
     if runner is not None:
         counting_finished = [True]     # the finished runs' epochs are reported once, as a whole
+        per_run: dict = {}
 
-        def counted(row):
-            done[0] += 1
+        def counted(key, n):
+            per_run[key] = max(per_run.get(key, 0), min(int(n), configs[key].epochs))
+            done[0] = sum(per_run.values())
             if progress and not counting_finished[0]:
                 progress(done[0], total, "runs on the Dask workers")
 
