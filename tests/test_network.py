@@ -15,6 +15,7 @@ from ionspike.errors import CheckpointError, ParameterError
 from ionspike.network import ablate as A
 from ionspike.network import cells, energy, neuron, rsnn, tasks, variants
 from ionspike.network import train as T
+from ionspike.params import replace
 
 P = isp.presets.params("paper")
 COARSE = neuron.Bin(substeps_on=4)
@@ -64,6 +65,13 @@ def test_ablation_switches_change_the_neuron():
         count, _ = variants.reference_response(variants.make(name, P, COARSE).params, COARSE)
         ref, _ = variants.reference_response(P, COARSE)
         assert count[0] == ref[0]
+    # a change that leaves no rate to keep is an error naming why, not a silent non-firing variant
+    # (a drift onset of 0.85 V: the reference drive's 0.8 V pulses grow no filament, whatever mu)
+    silent = replace(P, **{"memristor.v_h": 0.85})
+    with pytest.raises(ParameterError, match="fires no spike under the reference drive"):
+        variants.refit_mu(silent, float(ref[0]), 4.0, COARSE)
+    with pytest.raises(ParameterError, match="no rate for a re-fitted variant to keep"):
+        variants.make("no_ip", silent, COARSE)
 
 
 def test_noise_switches_change_spike_trains():

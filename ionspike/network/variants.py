@@ -87,9 +87,17 @@ def refit_mu(p: NeuronParams, target_count: float, target_first: float, spec: Bi
         i = int(ties[len(ties) // 2])
         return i, count, first
 
+    drive = f"{REFERENCE_BINS} bins of {REFERENCE_AMPLITUDE:g} V pulses"
+    if not target_count > 0:
+        raise ParameterError(f"the reference neuron fires no spike under the reference drive ({drive}): "
+                             "there is no rate for a re-fitted variant to keep")
     i, _, _ = best_of(MU_FACTORS)
     fine = np.geomspace(MU_FACTORS[max(i - 1, 0)], MU_FACTORS[min(i + 1, len(MU_FACTORS) - 1)], 129)
     j, count, first = best_of(fine)
+    if count[j] == 0:
+        raise ParameterError(f"mu cannot be re-fitted: the changed neuron fires no spike under the reference "
+                             f"drive ({drive}) for any factor of mu in [{MU_FACTORS[0]:g}, {MU_FACTORS[-1]:g}] "
+                             f"(the reference neuron fires {target_count:.0f})")
     note = (f"mu x {fine[j]:.4g}: {int(count[j])} spikes, first in bin {first[j]:.0f} "
             f"(full neuron: {target_count:.0f}, bin {target_first:.0f})")
     return float(fine[j]), note
