@@ -712,6 +712,9 @@ def train(
     floor_weight: Optional[float] = typer.Option(None, help="Weight of the lower-rate penalty on hidden neurons "
                                                  "firing below 0.02 spikes per bin (default 0: off; 3000 "
                                                  "revives the silent 1m1t1r neurons)."),
+    rate_weight: Optional[float] = typer.Option(None, help="Weight of the upper-rate penalty on hidden neurons "
+                                                "firing above 0.05 spikes per bin (default: 30 for 1m1t1r, 0 for "
+                                                "lif/alif; 300 keeps a fast-firing device from running away)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Train an RSNN by BPTT; checkpoints every epoch and resumes from DIR/checkpoint.npz."""
@@ -724,7 +727,8 @@ def train(
                            batch=batch, lr=lr, seed=seed, n_train=n_train, n_test=n_test, bins_per_step=bins_per_step,
                            substeps_on=substeps, readout=readout, val_fraction=val_fraction, patience=patience,
                            train_sigma_d2d=train_sigma, input_map=input_map, ready_width=ready_width,
-                           tau_out=_positive(tau_out, "s", "--tau-out"), floor_weight=floor_weight)
+                           tau_out=_positive(tau_out, "s", "--tau-out"), floor_weight=floor_weight,
+                           rate_weight=rate_weight)
     with _option("--preset"):
         isp.presets.load(preset)
     with io.OutputFolder(out, "train", force=force, resumable=True) as out_dir, _epoch_bar() as bar:

@@ -1,6 +1,7 @@
 """Training, ablation switches, checkpoints, energy and the train/ablate commands (issue 6)."""
 
 import json
+from pathlib import Path
 import zipfile
 
 import jax
@@ -156,12 +157,18 @@ def test_train_command_takes_the_readout_time_constant_as_a_quantity(tmp_path):
                                  "--tau-out", "50 ms"])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "m" / "result.json").read_text())["config"]["tau_out"] == pytest.approx(0.05)
+    # the rate penalties, and the example preset of a device designed for MNIST-1D (a TOML extending paper)
+    design = Path(__file__).resolve().parents[1] / "examples" / "no_residue_fast_gate.toml"
     r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "f"), "--task", "digits", "--hidden", "8",
-                                 "--epochs", "1", "--n-train", "64", "--n-test", "32", "--floor-weight", "3000"])
+                                 "--epochs", "1", "--n-train", "64", "--n-test", "32", "--floor-weight", "3000",
+                                 "--rate-weight", "300", "--preset", str(design)])
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "f" / "result.json").read_text())["config"]["floor_weight"] == 3000
-    r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "bad"), "--floor-weight", "-1"])
-    assert r.exit_code == 2 and "floor_weight = -1.0 is out of range: allowed [0, 1e6)" in r.output, r.output
+    config = json.loads((tmp_path / "f" / "result.json").read_text())["config"]
+    assert config["floor_weight"] == 3000 and config["rate_weight"] == 300 and config["preset"] == str(design)
+    for option in ("--floor-weight", "--rate-weight"):
+        r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "bad"), option, "-1"])
+        name = option[2:].replace("-", "_")
+        assert r.exit_code == 2 and f"{name} = -1.0 is out of range: allowed [0, 1e6)" in r.output, r.output
     for bad, why in (("5 V", "--tau-out"), ("-1 ms", "--tau-out = '-1 ms' is out of range"), ("0", "out of range")):
         r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "bad"), "--tau-out", bad])
         assert r.exit_code == 2 and why in r.output, r.output
