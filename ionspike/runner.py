@@ -57,8 +57,9 @@ def report(message) -> None:
 
 
 def _reporting(topic, index, fn, *args):
-    """Run ``fn(*args)`` on a worker with :func:`report` pointed at ``topic`` as task ``index``."""
-    token = _REPORTING.set((topic, index))
+    """Run ``fn(*args)`` on a worker with :func:`report` pointed at ``topic`` as task ``index``
+    (``topic`` None: nobody listens, and report does nothing: no event is kept on the scheduler)."""
+    token = _REPORTING.set(None if topic is None else (topic, index))
     try:
         return fn(*args)
     finally:
@@ -151,7 +152,7 @@ class Runner:
         from distributed import as_completed
 
         tasks = list(tasks)
-        topic = f"ionspike-{uuid.uuid4().hex}"
+        topic = None if on_event is None else f"ionspike-{uuid.uuid4().hex}"
         events: queue.SimpleQueue = queue.SimpleQueue()
         if on_event is not None:     # subscribed before anything is submitted: the scheduler sees it first
             self.client.subscribe_topic(topic, lambda event: events.put(event[1]))
@@ -164,7 +165,9 @@ class Runner:
                     return
                 on_event(tasks[index], message)
 
-        shared = tuple(self.client.scatter(a, broadcast=True) for a in args)
+        # hash=False: a key of this call's own (equal data scattered by an earlier run() would share its
+        # key, and that run releasing it cancelled this run's tasks: 'cancelled 4 times')
+        shared = tuple(self.client.scatter(a, broadcast=True, hash=False) for a in args)
         futures, resubmitted = {}, {}
 
         def submit(index):

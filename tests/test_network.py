@@ -71,7 +71,7 @@ def test_ablation_switches_change_the_neuron():
     silent = replace(P, **{"memristor.v_h": 0.85})
     with pytest.raises(ParameterError, match="fires no spike under the reference drive"):
         variants.refit_mu(silent, float(ref[0]), 4.0, COARSE)
-    with pytest.raises(ParameterError, match="no rate for a re-fitted variant to keep"):
+    with pytest.raises(ParameterError, match=r"variant 'no_ip' \(beta = 0, .*no rate for a re-fitted variant to keep"):
         variants.make("no_ip", silent, COARSE)
 
 

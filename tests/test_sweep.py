@@ -254,6 +254,13 @@ def test_task_reports_reach_the_caller_while_the_task_runs_and_before_its_result
     with Runner(workers=2) as runner:
         runner.run(_report_then_wait, [0, 1], args=(str(tmp_path),), on_event=on_event,
                    on_result=lambda t, r: log.append(("result", t, r)), on_error=lambda t, e: log.append(("error", t, e)))
+        # without on_event nobody listens: report does nothing on the worker, and the results still come
+        # (the same args as the run before: each run scatters its own copy, or the first one's release
+        # cancelled this one's tasks)
+        quiet = []
+        runner.run(_report_then_wait, [0, 1], args=(str(tmp_path),), on_result=lambda t, r: quiet.append(r),
+                   on_error=lambda t, e: quiet.append(e))
+        assert sorted(quiet, key=str) == [0, 1], quiet
     for t in (0, 1):
         assert [e for e in log if e[1] == t] == [("event", t, 1), ("event", t, 2), ("event", t, 3), ("result", t, t)]
     report("not in a runner task")     # a no-op: the same task code runs in-process too

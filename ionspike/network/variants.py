@@ -130,6 +130,9 @@ def make(name: str, base: NeuronParams, spec: Bin = Bin()) -> Variant:
         knobs, what = {"memristor.gamma2": gamma2}, f"gamma2 = {gamma2:.4g} 1/s (residue ~{1e3 / gamma2:.3g} ms)"
     changed = replace(base, **knobs)
     count, first = reference_response(base, spec)
-    factor, note = refit_mu(changed, float(count[0]), float(first[0]), spec)
+    try:
+        factor, note = refit_mu(changed, float(count[0]), float(first[0]), spec)
+    except ParameterError as exc:
+        raise ParameterError(f"variant {name!r} ({what}, mu re-fitted to keep the rate): {exc}") from None
     p = replace(changed, **{"memristor.mu": float(m.mu) * factor})
     return Variant(name, p, True, mu_factor=factor, note=f"{what}; {note}")
