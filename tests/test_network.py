@@ -159,6 +159,10 @@ def test_train_command_takes_the_readout_time_constant_as_a_quantity(tmp_path):
     assert json.loads((tmp_path / "m" / "result.json").read_text())["config"]["tau_out"] == pytest.approx(0.05)
     # the rate penalties, and the example preset of a device designed for MNIST-1D (a TOML extending paper)
     design = Path(__file__).resolve().parents[1] / "examples" / "no_residue_fast_gate.toml"
+    # the example is the no_ip variant of the paper's device (its mu re-fit written out) with R_c = 10 MOhm
+    want = replace(variants.make("no_ip", P).params, **{"circuit.r_c": 10e6})
+    got = isp.presets.params(design)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
     r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "f"), "--task", "digits", "--hidden", "8",
                                  "--epochs", "1", "--n-train", "64", "--n-test", "32", "--floor-weight", "3000",
                                  "--rate-weight", "300", "--preset", str(design)])
