@@ -805,6 +805,11 @@ def ablate(
                                            "epochs without a better validation accuracy (--full: 8)."),
     n_train: Optional[int] = typer.Option(None, help="Override the training-set size of the chosen settings."),
     read_energy: str = typer.Option("1 fJ", help="Energy of one synapse read in the crossbars."),
+    preset: str = typer.Option(DEFAULTS["preset"], help="Device preset of the 1m1t1r runs: a built-in name or a TOML "
+                               "file (e.g. examples/no_residue_fast_gate.toml); the variants change it as they change "
+                               "the paper's device. LIF/ALIF do not use it."),
+    rate_weight: Optional[float] = typer.Option(None, help="Weight of the upper-rate penalty of the 1m1t1r runs "
+                                                "(default: the neuron's); LIF/ALIF keep their own."),
     workers: Optional[int] = typer.Option(None, help="Train the runs on a local Dask cluster of this many worker "
                                           "processes (default: one run after the other in this process)."),
     scheduler: Optional[str] = typer.Option(None, help="Train the runs on a running Dask scheduler, e.g. "
@@ -831,9 +836,21 @@ def ablate(
     with _option("--task"):
         tasks_ = A.resolve_tasks(task or (list(A.FULL_TASKS) if full else ["mnist1d"]))
     settings = {**A.SETTINGS[mode], **overrides}
+    device = {} if rate_weight is None else {"rate_weight": rate_weight}
     for t in tasks_:
         for v in names:
-            A.run_config(t, v, 0, settings)       # validates hidden, epochs, n_train for every run
+            A.run_config(t, v, 0, settings, preset, device)   # validates hidden, epochs, n_train, rate_weight
+    if preset != DEFAULTS["preset"]:      # a preset of its own: its variants must re-fit
+        from ionspike import presets as P
+        from ionspike.network import variants as V
+        from ionspike.network.train import device_bin
+
+        with _option("--preset"):
+            base = P.params(preset)
+            spec = device_bin(A.run_config(tasks_[0], "full", 0, settings, preset, device))
+            for v in names:                        # the re-fits of mu run before any training, and fail here
+                if v not in A.BASELINES:
+                    V.make(v, base, spec)
     total = len(names) * seeds * len(tasks_) * settings["epochs"]
     from ionspike.runner import Runner
 
@@ -845,6 +862,7 @@ def ablate(
             _say(f"Dask dashboard: {runner.dashboard}")
         job = bar.add_task("ablation", total=total)
         results = A.ablate(tasks_, names, seeds, mode=mode, out=out_dir, overrides=overrides, read_energy=read_energy_J,
+                           preset=preset, device_overrides=device,
                            progress=lambda d, n, label: bar.update(job, completed=d, description=escape(label)),
                            runner=runner)
         figs.plot_ablation(out_dir / "results.json", out_dir)

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+import time
 import zipfile
 
 import jax
@@ -404,9 +405,57 @@ def test_ablate_command_writes_results_table_and_figures(tmp_path, monkeypatch):
     before = (out / "results.json").read_text()
     r = CliRunner().invoke(app, ["ablate", "--out", str(out), "--task", "digits", "--variants", "full,no_ip,lif",
                                  "--seeds", "2", "--epochs", "1", "--hidden", "12", "--n-train", "96", "--patience", "3"])
-    timing = ("wall_time_s",)
+    timing = ("wall_time_s", "invocations", "wall_time_all_invocations_s")
     strip = lambda d: {k: v for k, v in d.items() if k not in timing}   # noqa: E731
-    assert r.exit_code == 0 and strip(json.loads((out / "results.json").read_text())) == strip(json.loads(before))
+    after = json.loads((out / "results.json").read_text())
+    assert r.exit_code == 0 and strip(after) == strip(json.loads(before))
+    # the study's wall time adds up every invocation (the ledger), not only the last one
+    ledger = json.loads((out / "invocations.json").read_text())
+    assert [i["finished"] for i in ledger] == [True, True] and after["invocations"] == 2
+    assert after["wall_time_all_invocations_s"] == pytest.approx(sum(i["wall_time_s"] for i in ledger))
+    assert after["wall_time_all_invocations_s"] > json.loads(before)["wall_time_s"] > after["wall_time_s"] > 0
+
+
+def test_ablate_a_device_of_ones_own(tmp_path):
+    """``ablate --preset FILE --rate-weight W``: the study of a device other than the paper's; the
+    penalty's weight is the 1M1T1R runs' only (the baselines keep their own), both are in the runs'
+    configs and results.json. A preset whose variants cannot re-fit mu is refused before training."""
+    design = str(Path(__file__).resolve().parents[1] / "examples" / "no_residue_fast_gate.toml")
+    out = tmp_path / "ab"
+    r = CliRunner().invoke(app, ["ablate", "--out", str(out), "--task", "digits", "--variants", "lif", "--seeds", "1",
+                                 "--epochs", "1", "--hidden", "8", "--n-train", "64", "--preset", design,
+                                 "--rate-weight", "300"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "results.json").read_text())
+    assert res["preset"] == design and res["device_settings"] == {"rate_weight": 300.0}
+    full = json.loads((out / "runs" / "digits" / "full" / "seed0" / "result.json").read_text())["config"]
+    lif = json.loads((out / "runs" / "digits" / "lif" / "seed0" / "result.json").read_text())["config"]
+    assert (full["preset"], full["rate_weight"]) == (design, 300.0)
+    assert lif["rate_weight"] == T.DEFAULT_RATE_WEIGHT["lif"]
+    silent = tmp_path / "silent.toml"          # the drift's onset above the 0.8 V reference drive: never fires
+    silent.write_text('name = "silent"\nextends = "paper"\n[memristor]\nv_h = "0.85 V"\n')
+    r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--task", "digits", "--variants", "no_ip",
+                                 "--seeds", "1", "--epochs", "1", "--hidden", "8", "--preset", str(silent)])
+    assert r.exit_code == 2 and "--preset" in r.output and "fires no spike" in r.output, r.output
+    r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--rate-weight", "-1"])
+    assert r.exit_code == 2 and "rate_weight = -1.0 is out of range" in r.output, r.output
+    assert not (tmp_path / "bad").exists()
+
+
+def test_an_interrupted_invocation_is_in_the_ledger(tmp_path, monkeypatch):
+    """Ctrl-C during a study still records the invocation's wall time in ``invocations.json`` (not
+    finished), and writes no results.json; the next invocation's total counts it."""
+    def interrupted(config, folder, task=None, progress=None):
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(A, "train_run", interrupted)
+    settings = {"epochs": 1, "hidden": 12, "n_train": 96}
+    with pytest.raises(KeyboardInterrupt):
+        A.ablate(("digits",), ("full",), 1, out=tmp_path, overrides=settings)
+    ledger = json.loads((tmp_path / "invocations.json").read_text())
+    assert len(ledger) == 1 and ledger[0]["finished"] is False and ledger[0]["wall_time_s"] >= 0.2
+    assert not (tmp_path / "results.json").exists()
 
 
 def test_a_diverged_run_is_reported_and_left_out_not_fatal(tmp_path, monkeypatch):

@@ -6,7 +6,10 @@ Each run trains in its own folder ``out/runs/<task>/<variant>/seed<k>/`` with pe
 checkpoints and writes ``result.json`` when it finishes, so an interrupted study resumes where it
 stopped, a finished run is never trained twice, and a study may be completed over several
 invocations of the same command. ``results.json`` (the study) and ``results.csv`` (one row per
-task and variant) are written at the end, atomically, with the study's wall time.
+task and variant) are written at the end, atomically, with the study's wall time: this
+invocation's (``wall_time_s``) and, from the ledger ``invocations.json`` that every invocation
+appends to when it ends (finished, failed or interrupted), the sum over all of them
+(``wall_time_all_invocations_s``; an invocation killed outright, e.g. by SIGKILL, is not counted).
 """
 
 from __future__ import annotations
@@ -60,10 +63,14 @@ def resolve_tasks(items) -> list[str]:
     return [tasks.check(t) for t in items]
 
 
-def run_config(task: str, variant: str, seed: int, settings: dict, preset: str = "paper") -> TrainConfig:
+def run_config(task: str, variant: str, seed: int, settings: dict, preset: str = "paper",
+               device_settings: dict | None = None) -> TrainConfig:
+    """One run's training settings; ``device_settings`` (e.g. ``rate_weight``) apply to the 1M1T1R
+    variants only, the LIF/ALIF baselines keep their own defaults."""
     neuron = variant if variant in BASELINES else "1m1t1r"
+    extra = {} if variant in BASELINES else dict(device_settings or {})
     return TrainConfig(task=task, neuron=neuron, variant="full" if variant in BASELINES else variant, preset=preset,
-                       seed=seed, **settings)
+                       seed=seed, **settings, **extra)
 
 
 def _raster(result: dict, samples: int = 1) -> list:
@@ -203,8 +210,11 @@ def _summary(runs: list[dict], full: list[float] | None, energies: dict, shape: 
 
 def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, mode: str = "quick", out: str | Path,
            overrides: dict | None = None, read_energy="1 fJ", preset: str = "paper",
+           device_overrides: dict | None = None,
            progress: Callable[[int, int, str], None] | None = None, runner=None) -> dict:
-    """Run the study; returns (and writes to ``out``) the results. ``runner``: an open
+    """Run the study; returns (and writes to ``out``) the results. ``overrides``: settings of every
+    run (hidden, epochs, patience, n_train, ...); ``preset`` and ``device_overrides`` (e.g.
+    ``{"rate_weight": 300}``): the 1M1T1R runs only. ``runner``: an open
     :class:`ionspike.runner.Runner` to train the runs on its Dask workers (None: one after the
     other in this process); the results are the same either way."""
     if mode not in SETTINGS:
@@ -213,14 +223,47 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
         raise ParameterError(f"seeds = {seeds!r} is out of range: allowed integers >= 1")
     task_list, variant_list = resolve_tasks(task_names), resolve_variants(variant_names)
     settings = {**SETTINGS[mode], **(overrides or {})}
-    configs = {(t, v, s): run_config(t, v, s, settings, preset) for t in task_list for v in variant_list
-               for s in range(seeds)}                    # validates every run's settings before any training
+    device_overrides = dict(device_overrides or {})
+    configs = {(t, v, s): run_config(t, v, s, settings, preset, device_overrides) for t in task_list
+               for v in variant_list for s in range(seeds)}                    # validates every run's settings before any training
     energies = {"spike_energy_J": E.spike_energies(), "read_energy_J": E.read_energy(read_energy)}
     root = prepare_out_dir(out)
+    t_start = time.perf_counter()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    finished = False
+    try:
+        results = _study(configs, task_list, variant_list, seeds, settings, energies, root, mode, preset, progress,
+                         runner)
+        if device_overrides:
+            results["device_settings"] = device_overrides
+        finished = True
+    finally:
+        wall = time.perf_counter() - t_start
+        earlier = _record_invocation(root, started_at, wall, finished)
+    results["wall_time_s"] = wall
+    results["invocations"] = len(earlier) + 1
+    results["wall_time_all_invocations_s"] = float(sum(i["wall_time_s"] for i in earlier) + wall)
+    write_json(root / "results.json", results)
+    _write_csv(root / "results.csv", results)
+    return results
+
+
+LEDGER = "invocations.json"
+
+
+def _record_invocation(root: Path, started_at: str, wall_time_s: float, finished: bool) -> list[dict]:
+    """Append this invocation to the study's ledger (atomically); returns the earlier entries."""
+    path = root / LEDGER
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    write_json(path, earlier + [{"started": started_at, "wall_time_s": wall_time_s, "finished": finished}])
+    return earlier
+
+
+def _study(configs, task_list, variant_list, seeds, settings, energies, root, mode, preset, progress, runner) -> dict:
+    """Train (or collect) every run of ``configs`` and summarise them (see :func:`ablate`)."""
     total = sum(c.epochs for c in configs.values())
     done = [0]
     diverged: dict = {}     # (task, variant, seed) -> why: a run whose training diverged is reported, not fatal
-    t_start = time.perf_counter()
     if runner is not None:
         counting_finished = [True]     # the finished runs' epochs are reported once, as a whole
         per_run: dict = {}
@@ -291,11 +334,8 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
                                "raster": per_variant["full"][0].get("raster")}
     results["diverged_runs"] = [{"task": k[0], "variant": k[1], "seed": k[2], "error": why}
                                 for k, why in sorted(diverged.items())]
-    results["wall_time_s"] = time.perf_counter() - t_start
     results["train_seconds_total"] = float(sum(r["seconds"] for entry in results["tasks"].values()
                                                for rs in entry["runs"].values() for r in rs))
-    write_json(root / "results.json", results)
-    _write_csv(root / "results.csv", results)
     return results
 
 
