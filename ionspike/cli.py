@@ -811,6 +811,8 @@ def ablate(
                                "the paper's device. LIF/ALIF do not use it."),
     rate_weight: Optional[float] = typer.Option(None, help="Weight of the upper-rate penalty of the 1m1t1r runs "
                                                 "(default: the neuron's); LIF/ALIF keep their own."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate of the 1m1t1r runs (default: the neuron's, "
+                                       "5e-3; the example no_residue_fast_gate device needs 3e-3); LIF/ALIF keep theirs."),
     workers: Optional[int] = typer.Option(None, help="Train the runs on a local Dask cluster of this many worker "
                                           "processes (default: one run after the other in this process)."),
     scheduler: Optional[str] = typer.Option(None, help="Train the runs on a running Dask scheduler, e.g. "
@@ -837,10 +839,10 @@ def ablate(
     with _option("--task"):
         tasks_ = A.resolve_tasks(task or (list(A.FULL_TASKS) if full else ["mnist1d"]))
     settings = {**A.SETTINGS[mode], **overrides}
-    device = {} if rate_weight is None else {"rate_weight": rate_weight}
+    device = {k: v for k, v in {"rate_weight": rate_weight, "lr": lr}.items() if v is not None}
     for t in tasks_:
         for v in names:
-            A.run_config(t, v, 0, settings, preset, device)   # validates hidden, epochs, n_train, rate_weight
+            A.run_config(t, v, 0, settings, preset, device)   # validates hidden, epochs, n_train, rate_weight, lr
     if preset != DEFAULTS["preset"]:      # a preset of its own: its variants must re-fit
         from ionspike import presets as P
         from ionspike.network import variants as V

@@ -167,11 +167,11 @@ class Runner:
 
         # hash=False: a key of this call's own (equal data scattered by an earlier run() would share its
         # key, and that run releasing it cancelled this run's tasks: 'cancelled 4 times')
-        shared = tuple(self.client.scatter(a, broadcast=True, hash=False) for a in args)
+        shared = [tuple(self.client.scatter(a, broadcast=True, hash=False) for a in args)]
         futures, resubmitted = {}, {}
 
         def submit(index):
-            fut = self.client.submit(_reporting, topic, index, fn, *shared, tasks[index], pure=False)
+            fut = self.client.submit(_reporting, topic, index, fn, *shared[0], tasks[index], pure=False)
             futures[fut] = index
             return fut
 
@@ -196,6 +196,11 @@ class Runner:
                             on_error(tasks[index], RuntimeError(f"the cluster cancelled this task {tries} times"))
                         else:
                             resubmitted[index] = tries
+                            # ... and its arguments with it, when they died with that worker: scattered
+                            # while it was the only one (an external cluster whose workers are still
+                            # joining), they had no other copy, and every resubmission was cancelled too
+                            if any(f.status != "finished" for f in shared[0]):
+                                shared[0] = tuple(self.client.scatter(a, broadcast=True, hash=False) for a in args)
                             pending.add(submit(index))
                     elif fut.status == "error":
                         on_error(tasks[index], fut.exception())

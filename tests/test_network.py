@@ -424,14 +424,14 @@ def test_ablate_a_device_of_ones_own(tmp_path):
     out = tmp_path / "ab"
     r = CliRunner().invoke(app, ["ablate", "--out", str(out), "--task", "digits", "--variants", "lif", "--seeds", "1",
                                  "--epochs", "1", "--hidden", "8", "--n-train", "64", "--preset", design,
-                                 "--rate-weight", "300"])
+                                 "--rate-weight", "300", "--lr", "3e-3"])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
-    assert res["preset"] == design and res["device_settings"] == {"rate_weight": 300.0}
+    assert res["preset"] == design and res["device_settings"] == {"rate_weight": 300.0, "lr": 3e-3}
     full = json.loads((out / "runs" / "digits" / "full" / "seed0" / "result.json").read_text())["config"]
     lif = json.loads((out / "runs" / "digits" / "lif" / "seed0" / "result.json").read_text())["config"]
-    assert (full["preset"], full["rate_weight"]) == (design, 300.0)
-    assert lif["rate_weight"] == T.DEFAULT_RATE_WEIGHT["lif"]
+    assert (full["preset"], full["rate_weight"], full["lr"]) == (design, 300.0, 3e-3)
+    assert (lif["rate_weight"], lif["lr"]) == (T.DEFAULT_RATE_WEIGHT["lif"], T.DEFAULT_LR["lif"])
     silent = tmp_path / "silent.toml"          # the drift's onset above the 0.8 V reference drive: never fires
     silent.write_text('name = "silent"\nextends = "paper"\n[memristor]\nv_h = "0.85 V"\n')
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--task", "digits", "--variants", "no_ip",
@@ -439,6 +439,8 @@ def test_ablate_a_device_of_ones_own(tmp_path):
     assert r.exit_code == 2 and "--preset" in r.output and "fires no spike" in r.output, r.output
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--rate-weight", "-1"])
     assert r.exit_code == 2 and "rate_weight = -1.0 is out of range" in r.output, r.output
+    r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--lr", "0"])
+    assert r.exit_code == 2 and "lr = 0.0 is out of range: allowed (0, 10)" in r.output, r.output
     assert not (tmp_path / "bad").exists()
 
 
