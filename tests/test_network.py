@@ -458,6 +458,11 @@ def test_an_interrupted_invocation_is_in_the_ledger(tmp_path, monkeypatch):
     ledger = json.loads((tmp_path / "invocations.json").read_text())
     assert len(ledger) == 1 and ledger[0]["finished"] is False and ledger[0]["wall_time_s"] >= 0.2
     assert not (tmp_path / "results.json").exists()
+    # a ledger that is not one stops the next invocation before it trains anything, and is left as it was
+    (tmp_path / "invocations.json").write_text('{"not": "a list"}')
+    with pytest.raises(CheckpointError, match="is not the study's invocation ledger"):
+        A.ablate(("digits",), ("full",), 1, out=tmp_path, overrides=settings)
+    assert (tmp_path / "invocations.json").read_text() == '{"not": "a list"}'
 
 
 def test_a_diverged_run_is_reported_and_left_out_not_fatal(tmp_path, monkeypatch):

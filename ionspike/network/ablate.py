@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from ionspike import __version__
-from ionspike.errors import ParameterError
+from ionspike.errors import CheckpointError, ParameterError
 from ionspike.io import atomic_write, jsonable, prepare_out_dir, write_json
 from ionspike.network import energy as E
 from ionspike.network import tasks, variants
@@ -230,6 +230,7 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
                for v in variant_list for s in range(seeds)}                    # validates every run's settings before any training
     energies = {"spike_energy_J": E.spike_energies(), "read_energy_J": E.read_energy(read_energy)}
     root = prepare_out_dir(out)
+    earlier = _read_ledger(root)      # before any training: a ledger that cannot be read stops the study here
     t_start = time.perf_counter()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     finished = False
@@ -241,7 +242,7 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
         finished = True
     finally:
         wall = time.perf_counter() - t_start
-        earlier = _record_invocation(root, started_at, wall, finished)
+        write_json(root / LEDGER, earlier + [{"started": started_at, "wall_time_s": wall, "finished": finished}])
     results["wall_time_s"] = wall
     results["invocations"] = len(earlier) + 1
     results["wall_time_all_invocations_s"] = float(sum(i["wall_time_s"] for i in earlier) + wall)
@@ -253,12 +254,25 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
 LEDGER = "invocations.json"
 
 
-def _record_invocation(root: Path, started_at: str, wall_time_s: float, finished: bool) -> list[dict]:
-    """Append this invocation to the study's ledger (atomically); returns the earlier entries."""
+def _read_ledger(root: Path) -> list[dict]:
+    """The earlier invocations of the study in ``root`` (none if it has no ledger yet); an unreadable
+    ledger is an error naming it, raised before anything is trained (this invocation appends to it,
+    atomically, when it ends)."""
     path = root / LEDGER
-    earlier = json.loads(path.read_text()) if path.exists() else []
-    write_json(path, earlier + [{"started": started_at, "wall_time_s": wall_time_s, "finished": finished}])
-    return earlier
+    if not path.exists():
+        return []
+    try:
+        entries = json.loads(path.read_text())
+        ok = isinstance(entries, list) and all(
+            isinstance(e, dict) and isinstance(e.get("wall_time_s"), (int, float)) and e["wall_time_s"] >= 0
+            for e in entries)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{str(path)!r} is not the study's invocation ledger (a JSON list of "
+                              "{'started', 'wall_time_s', 'finished'}): restore it, or delete it to restart the "
+                              "wall-time count (the finished runs are kept either way)")
+    return entries
 
 
 def _study(configs, task_list, variant_list, seeds, settings, energies, root, mode, preset, progress, runner) -> dict:
