@@ -164,6 +164,10 @@ def test_train_command_takes_the_readout_time_constant_as_a_quantity(tmp_path):
     want = replace(variants.make("no_ip", P).params, **{"circuit.r_c": 10e6})
     got = isp.presets.params(design)
     assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+    # ... and the 1 ms gate example is that device with R_c = 100 MOhm (it extends the file beside it)
+    want = replace(want, **{"circuit.r_c": 100e6})
+    got = isp.presets.params(design.with_name("no_residue_1ms_gate.toml"))
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
     r = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "f"), "--task", "digits", "--hidden", "8",
                                  "--epochs", "1", "--n-train", "64", "--n-test", "32", "--floor-weight", "3000",
                                  "--rate-weight", "300", "--preset", str(design)])

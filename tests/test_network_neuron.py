@@ -226,3 +226,30 @@ def test_every_ablation_variant_stays_finite_with_noise():
         assert all(np.isfinite(np.asarray(x)).all() for x in state), name
         assert (np.asarray(state.F) >= 0).all() and (np.asarray(state.R) >= 0).all(), name
         assert np.asarray(spikes).sum() > 0, name
+
+
+def test_a_gate_that_recovers_between_pulses_grades_the_rate():
+    """docs/model.md §7.5, the example devices without the residue: with R_c C_g = 0.1 ms (10 MOhm)
+    the neuron is all or nothing (silent at 0.75 V, a spike in nearly every bin from 0.8 V); with
+    1 ms, the gap between two pulses (100 MOhm), a gate that has not quite recovered skips the next
+    pulse, so the rate climbs in steps (about a quarter of the bins at 0.8 V, half at 0.875 V, all
+    from 0.95 V); with the paper's 2.5 ms the gate stays above V_T under a 1.2 V drive (it latches:
+    one spike in 100 bins)."""
+    from pathlib import Path
+
+    from ionspike.params import replace
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    amps = jnp.asarray([0.75, 0.8, 0.875, 0.95, 1.2], jnp.float32)
+
+    def counts(p):
+        p32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), p.deterministic())
+        spikes, _ = N.run(jnp.broadcast_to(amps, (100, amps.size)), p32, N.Bin())
+        return np.asarray(spikes).sum(axis=0)
+
+    fast = counts(isp.presets.params(examples / "no_residue_fast_gate.toml"))
+    one_ms = counts(isp.presets.params(examples / "no_residue_1ms_gate.toml"))
+    slow = counts(replace(isp.presets.params(examples / "no_residue_1ms_gate.toml"), **{"circuit.r_c": 250e6}))
+    assert fast[0] == 0 and (fast[1:] >= 90).all(), fast
+    assert one_ms[0] == 0 and 15 <= one_ms[1] <= 35 and 40 <= one_ms[2] <= 60 and (one_ms[3:] >= 90).all(), one_ms
+    assert slow[-1] <= 2 and slow[1:4].max() < 50, slow
