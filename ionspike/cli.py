@@ -807,12 +807,12 @@ def ablate(
     n_train: Optional[int] = typer.Option(None, help="Override the training-set size of the chosen settings."),
     read_energy: str = typer.Option("1 fJ", help="Energy of one synapse read in the crossbars."),
     preset: str = typer.Option(DEFAULTS["preset"], help="Device preset of the 1m1t1r runs: a built-in name or a TOML "
-                               "file (e.g. examples/no_residue_fast_gate.toml); the variants change it as they change "
+                               "file (e.g. examples/no_residue_1ms_gate.toml); the variants change it as they change "
                                "the paper's device. LIF/ALIF do not use it."),
     rate_weight: Optional[float] = typer.Option(None, help="Weight of the upper-rate penalty of the 1m1t1r runs "
                                                 "(default: the neuron's); LIF/ALIF keep their own."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate of the 1m1t1r runs (default: the neuron's, "
-                                       "5e-3; the example no_residue_fast_gate device needs 3e-3); LIF/ALIF keep theirs."),
+                                       "5e-3; the example no_residue_* devices are trained at 3e-3); LIF/ALIF keep theirs."),
     workers: Optional[int] = typer.Option(None, help="Train the runs on a local Dask cluster of this many worker "
                                           "processes (default: one run after the other in this process)."),
     scheduler: Optional[str] = typer.Option(None, help="Train the runs on a running Dask scheduler, e.g. "
