@@ -229,27 +229,38 @@ def test_every_ablation_variant_stays_finite_with_noise():
 
 
 def test_a_gate_that_recovers_between_pulses_grades_the_rate():
-    """docs/model.md §7.5, the example devices without the residue: with R_c C_g = 0.1 ms (10 MOhm)
-    the neuron is all or nothing (silent at 0.75 V, a spike in nearly every bin from 0.8 V); with
-    1 ms, the gap between two pulses (100 MOhm), a gate that has not quite recovered skips the next
-    pulse, so the rate climbs in steps (about a quarter of the bins at 0.8 V, half at 0.875 V, all
-    from 0.95 V); with the paper's 2.5 ms the gate stays above V_T under a 1.2 V drive (it latches:
-    one spike in 100 bins)."""
+    """docs/model.md §7.5, the example devices without the residue, in the circuit (dt = 2 us) and in
+    the layer (100 bins of 1 ms / 2 ms pulses). With R_c C_g = 1 ms, the gap between two pulses
+    (100 MOhm), a gate that has not quite recovered skips the next pulse, so the rate climbs in steps:
+    about a quarter of the bins at 0.8 V, half at 0.875 V, all from 0.95 V; the layer follows the
+    circuit within 10 % (measured 24/50/99 against 25/50/99 at 0.8/0.875/0.95 V). With the paper's
+    2.5 ms the gate stays above V_T under a 1.2 V drive (it latches: one spike in 100 bins, in both;
+    below, the layer fires 22 times at 0.8 V where the circuit fires 16, 21/25 at 0.875/0.95 V in
+    both: that gate is only checked for the latch). With 0.1 ms (10 MOhm) the neuron is all or nothing: silent
+    at 0.75 V, at least one spike per pulse from 0.8 V; the circuit's gate then oscillates within a
+    pulse at 0.8 V (386 spikes in 100 pulses), which the layer, one spike per bin at most, counts as
+    one per bin."""
     from pathlib import Path
 
     from ionspike.params import replace
 
     examples = Path(__file__).resolve().parents[1] / "examples"
-    amps = jnp.asarray([0.75, 0.8, 0.875, 0.95, 1.2], jnp.float32)
+    amps = np.asarray([0.75, 0.8, 0.875, 0.95, 1.2])
 
     def counts(p):
-        p32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), p.deterministic())
-        spikes, _ = N.run(jnp.broadcast_to(amps, (100, amps.size)), p32, N.Bin())
-        return np.asarray(spikes).sum(axis=0)
+        p = p.deterministic()
+        ds = isp.simulate(p, isp.PulseTrain(amps, 1e-3, 2e-3), duration="200 ms", dt=2e-6, signals=())
+        p32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), p)
+        spikes, _ = N.run(jnp.broadcast_to(jnp.asarray(amps, jnp.float32), (100, amps.size)), p32, N.Bin())
+        return np.isfinite(ds.spike_time.values).sum(axis=1), np.asarray(spikes).sum(axis=0)
 
-    fast = counts(isp.presets.params(examples / "no_residue_fast_gate.toml"))
-    one_ms = counts(isp.presets.params(examples / "no_residue_1ms_gate.toml"))
-    slow = counts(replace(isp.presets.params(examples / "no_residue_1ms_gate.toml"), **{"circuit.r_c": 250e6}))
-    assert fast[0] == 0 and (fast[1:] >= 90).all(), fast
-    assert one_ms[0] == 0 and 15 <= one_ms[1] <= 35 and 40 <= one_ms[2] <= 60 and (one_ms[3:] >= 90).all(), one_ms
-    assert slow[-1] <= 2 and slow[1:4].max() < 50, slow
+    one_ms = isp.presets.params(examples / "no_residue_1ms_gate.toml")
+    circuit, layer = counts(one_ms)
+    assert (np.abs(layer - circuit) <= np.maximum(2, 0.1 * circuit)).all(), (circuit, layer)
+    for c in (circuit, layer):
+        assert c[0] == 0 and 15 <= c[1] <= 35 and 40 <= c[2] <= 60 and (c[3:] >= 90).all(), c
+    for c in counts(replace(one_ms, **{"circuit.r_c": 250e6})):
+        assert c[-1] <= 2 and c[1:4].max() < 50, c
+    circuit, layer = counts(isp.presets.params(examples / "no_residue_fast_gate.toml"))
+    assert layer[0] == 0 and (layer[1:] >= 90).all(), layer
+    assert circuit[0] == 0 and (circuit[1:] >= 90).all(), circuit
