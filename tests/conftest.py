@@ -20,6 +20,21 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 import ionspike  # noqa: E402,F401
+from ionspike import map_limit  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs_before_the_map_limit():
+    """A test worker compiles thousands of distinct programs (every shape and option the suite tries),
+    far more than a user's process, and XLA:CPU keeps memory mappings for each. Without this, one worker
+    of every full run (three here, one in CI) died near the end with SIGSEGV or SIGABRT while
+    (de)serialising an executable for the persistent cache, at 65 086 mappings against the default
+    vm.max_map_count of 65 530. ionspike's own guard
+    (simulate and train call it before compiling) acts at 3/4 of the limit; between tests the caches
+    are dropped at 1/2, silently: a test that needs a dropped program reads it back from the persistent
+    compilation cache."""
+    yield
+    map_limit.release_if_near_limit(0.5, warn=False)
 
 
 @pytest.fixture

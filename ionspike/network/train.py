@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ionspike import presets
+from ionspike import map_limit, presets
 from ionspike.errors import CheckpointError, ParameterError
 from ionspike.io import atomic_write, prepare_out_dir
 from ionspike.network import cells, energy, tasks, variants
@@ -439,6 +439,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, progress: Calla
     if config.batch > len(y_tr):
         raise ParameterError(f"batch = {config.batch} is out of range: allowed 1..{len(y_tr)} (training samples)")
     net, info = build(config, task)
+    map_limit.release_if_near_limit()        # before compiling: a process at the kernel's mapping limit dies in XLA
     digest = params_digest(config, info)
     root = jax.random.key(config.seed)
     weights = net.init(jax.random.fold_in(root, 0))

@@ -1,0 +1,63 @@
+"""The guard that keeps a process under the kernel's limit on memory mappings (ionspike.map_limit)."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ionspike import map_limit
+from ionspike.errors import ParameterError
+
+linux_only = pytest.mark.skipif(map_limit.mapping_count() is None, reason="needs /proc/self/maps (Linux)")
+
+
+@linux_only
+def test_compiled_programs_hold_mappings_and_the_guard_releases_them_only_past_its_threshold():
+    # a fresh process (this worker's caches are the suite's business): 300 distinct jitted programs
+    # each keep mappings of their own; the guard leaves them below its threshold, clears them above it
+    script = textwrap.dedent("""
+        import json, warnings
+        import jax, jax.numpy as jnp
+        from ionspike import map_limit
+        start = map_limit.mapping_count()
+        keep = [jax.jit(lambda x, i=i: jnp.sin(x) * i + jnp.exp(x)) for i in range(300)]
+        for f in keep:
+            f(jnp.ones(8)).block_until_ready()
+        held = map_limit.mapping_count()
+        limit = map_limit.mapping_limit()
+        below = map_limit.release_if_near_limit(min(1.0, (held + 50) / limit))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            above = map_limit.release_if_near_limit((held - 50) / limit)
+        after = map_limit.mapping_count()
+        again = [float(f(jnp.ones(8))[0]) for f in keep[:3]]    # the programs compile again
+        print(json.dumps(dict(start=start, held=held, after=after, below=below, above=above, again=again,
+                              warnings=[str(w.message) for w in caught if w.category is RuntimeWarning])))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    import json
+
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["held"] - r["start"] > 300                 # more than one mapping per compiled program
+    assert r["below"] is False and r["above"] is True
+    assert r["after"] < r["start"] + 0.2 * (r["held"] - r["start"])     # most of them released
+    assert len(r["warnings"]) == 1 and "vm.max_map_count" in r["warnings"][0]
+    e, sin1 = 2.718281828, 0.841470985                  # the recompiled programs still compute sin(1) i + e
+    assert r["again"] == pytest.approx([e, sin1 + e, 2 * sin1 + e], rel=1e-6)
+
+
+def test_the_guard_refuses_a_fraction_outside_0_1():
+    for bad in (0, -0.5, 1.5, float("nan"), True, "half"):
+        with pytest.raises(ParameterError, match=r"fraction = .*: allowed a number in \(0, 1\]"):
+            map_limit.release_if_near_limit(bad)
+
+
+def test_the_limit_is_the_kernels_setting():
+    limit = map_limit.mapping_limit()
+    assert isinstance(limit, int) and limit > 0
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            assert limit == int(f.read())
+    except OSError:
+        assert limit == map_limit.DEFAULT_LIMIT
