@@ -836,12 +836,17 @@ def ablate(
                                    "patience": patience}.items() if v is not None}
     with _option("--variants"):
         names = A.resolve_variants(variants.split(","))
+    with _option("--preset"):
+        skipped = A.left_out(names, preset)
+    for v, why in skipped.items():
+        _say(f"{v}: left out, it would be the full neuron of this preset: {why}")
+    kept = [v for v in names if v not in skipped]    # ablate() leaves the same ones out and records why
     with _option("--task"):
         tasks_ = A.resolve_tasks(task or (list(A.FULL_TASKS) if full else ["mnist1d"]))
     settings = {**A.SETTINGS[mode], **overrides}
     device = {k: v for k, v in {"rate_weight": rate_weight, "lr": lr}.items() if v is not None}
     for t in tasks_:
-        for v in names:
+        for v in kept:
             A.run_config(t, v, 0, settings, preset, device)   # validates hidden, epochs, n_train, rate_weight, lr
     if preset != DEFAULTS["preset"]:      # a preset of its own: its variants must re-fit
         from ionspike import presets as P
@@ -851,10 +856,10 @@ def ablate(
         with _option("--preset"):
             base = P.params(preset)
             spec = device_bin(A.run_config(tasks_[0], "full", 0, settings, preset, device))
-            for v in names:                        # the re-fits of mu run before any training, and fail here
+            for v in kept:                        # the re-fits of mu run before any training, and fail here
                 if v not in A.BASELINES:
                     V.make(v, base, spec)
-    total = len(names) * seeds * len(tasks_) * settings["epochs"]
+    total = len(kept) * seeds * len(tasks_) * settings["epochs"]
     from ionspike.runner import Runner
 
     distributed = workers is not None or scheduler is not None

@@ -42,6 +42,22 @@ def _drive(variant, amplitude=0.8, on_bins=40, off_bins=60, key=None):
     return tuple(np.asarray(a) for a in _trace(p, amps))
 
 
+def test_a_variant_that_would_be_the_full_neuron_is_named_with_why():
+    assert all(variants.unchanged(v, P) is None for v in variants.VARIANTS)     # the paper's neuron: every one changes it
+    cases = {"no_leak": {"memristor.gamma1": 0.0, "memristor.gamma2": 0.0},
+             "no_ip": {"memristor.beta": 0.0}, "short_ip": {"memristor.beta": 0.0},
+             "no_refractory": {"circuit.r_c": 10e6}, "long_refractory": {"circuit.r_c": 1e9}}
+    for name, knobs in cases.items():
+        why = variants.unchanged(name, replace(P, **knobs))
+        assert why is not None and "already" in why, name
+        assert variants.unchanged("high_noise", replace(P, **knobs)) is None
+    assert variants.unchanged("no_leak", replace(P, **{"memristor.gamma1": 0.0})) is None     # the residue still decays
+    assert "deterministic" in variants.unchanged("deterministic", P.deterministic())
+    assert variants.unchanged("no_refractory", replace(P, **{"circuit.r_c": np.array([10e6, 20e6])})) is None
+    with pytest.raises(ParameterError, match="unknown variant 'no_gate'"):
+        variants.unchanged("no_gate", P)
+
+
 def test_ablation_switches_change_the_neuron():
     _, x_full, r_full = _drive("full")
     _, x_noleak, _ = _drive("no_leak", amplitude=0.8, on_bins=10)
@@ -423,15 +439,22 @@ def test_ablate_command_writes_results_table_and_figures(tmp_path, monkeypatch):
 def test_ablate_a_device_of_ones_own(tmp_path):
     """``ablate --preset FILE --rate-weight W``: the study of a device other than the paper's; the
     penalty's weight is the 1M1T1R runs' only (the baselines keep their own), both are in the runs'
-    configs and results.json. A preset whose variants cannot re-fit mu is refused before training."""
+    configs and results.json. Variants that would be the full neuron of that preset (no_ip and
+    short_ip without a residue, no_refractory at its own R_c) are left out, with why, not trained
+    as copies of it. A preset whose variants cannot re-fit mu is refused before training."""
     design = str(Path(__file__).resolve().parents[1] / "examples" / "no_residue_fast_gate.toml")
     out = tmp_path / "ab"
-    r = CliRunner().invoke(app, ["ablate", "--out", str(out), "--task", "digits", "--variants", "lif", "--seeds", "1",
+    r = CliRunner().invoke(app, ["ablate", "--out", str(out), "--task", "digits", "--variants",
+                                 "lif,no_ip,short_ip,no_refractory", "--seeds", "1",
                                  "--epochs", "1", "--hidden", "8", "--n-train", "64", "--preset", design,
                                  "--rate-weight", "300", "--lr", "3e-3"])
     assert r.exit_code == 0, r.output
     res = json.loads((out / "results.json").read_text())
     assert res["preset"] == design and res["device_settings"] == {"rate_weight": 300.0, "lr": 3e-3}
+    assert res["variants"] == ["full", "lif"] and set(res["tasks"]["digits"]["variants"]) == {"full", "lif"}
+    assert sorted(res["left_out_variants"]) == ["no_ip", "no_refractory", "short_ip"]
+    assert "beta = 0 already" in res["left_out_variants"]["no_ip"] and "10 MOhm" in res["left_out_variants"]["no_refractory"]
+    assert "no_ip: left out" in r.output and sorted(p.name for p in (out / "runs" / "digits").iterdir()) == ["full", "lif"]
     full = json.loads((out / "runs" / "digits" / "full" / "seed0" / "result.json").read_text())["config"]
     lif = json.loads((out / "runs" / "digits" / "lif" / "seed0" / "result.json").read_text())["config"]
     assert (full["preset"], full["rate_weight"], full["lr"]) == (design, 300.0, 3e-3)

@@ -58,6 +58,17 @@ def resolve_variants(items) -> list[str]:
     return list(dict.fromkeys(["full"] + items))
 
 
+def left_out(variant_names, preset: str = "paper") -> dict[str, str]:
+    """The variants of ``variant_names`` that would be the full neuron of ``preset`` itself, with
+    why (:func:`ionspike.network.variants.unchanged`): an ablation leaves them out instead of
+    training copies of the full neuron, and says so in its results."""
+    from ionspike import presets
+
+    base = presets.params(preset)
+    return {v: why for v in variant_names
+            if v != "full" and v not in BASELINES and (why := variants.unchanged(v, base)) is not None}
+
+
 def resolve_tasks(items) -> list[str]:
     items = list(items or ["mnist1d"])
     if items == ["all"]:
@@ -224,6 +235,8 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
     if not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
         raise ParameterError(f"seeds = {seeds!r} is out of range: allowed integers >= 1")
     task_list, variant_list = resolve_tasks(task_names), resolve_variants(variant_names)
+    skipped = left_out(variant_list, preset)
+    variant_list = [v for v in variant_list if v not in skipped]
     settings = {**SETTINGS[mode], **(overrides or {})}
     device_overrides = dict(device_overrides or {})
     configs = {(t, v, s): run_config(t, v, s, settings, preset, device_overrides) for t in task_list
@@ -237,6 +250,7 @@ def ablate(task_names=("mnist1d",), variant_names=("all",), seeds: int = 3, *, m
     try:
         results = _study(configs, task_list, variant_list, seeds, settings, energies, root, mode, preset, progress,
                          runner)
+        results["left_out_variants"] = skipped
         if device_overrides:
             results["device_settings"] = device_overrides
         finished = True

@@ -57,6 +57,30 @@ def check(name: str) -> str:
     return name
 
 
+def _all(value, target) -> bool:
+    return bool(np.all(np.asarray(value, float) == target))
+
+
+def unchanged(name: str, base: NeuronParams) -> str | None:
+    """Why the variant ``name`` would be ``base`` itself (the characteristic it removes or moves is
+    already so in this neuron), or None when it changes the neuron. An ablation trains such a variant
+    for nothing: its runs would repeat the full neuron's, seed for seed."""
+    check(name)
+    m, c, n = base.memristor, base.circuit, base.noise
+    if name == "no_leak" and _all(m.gamma1, 0.0) and _all(m.gamma2, 0.0):
+        return "gamma1 = gamma2 = 0 already (the neuron does not leak)"
+    if name in ("no_ip", "short_ip") and _all(m.beta, 0.0):
+        return "beta = 0 already (no residue forms, so there is no intrinsic plasticity to remove or shorten)"
+    if name == "no_refractory" and _all(c.r_c, 10e6):
+        return "R_c = 10 MOhm already"
+    if name == "long_refractory" and _all(c.r_c, 1e9):
+        return "R_c = 1 GOhm already"
+    if name == "deterministic" and _all(n.n_eff, np.inf) and _all(n.sigma_d2d_ln_mu, 0.0) \
+            and _all(n.sigma_c2c_ln_mu, 0.0):
+        return "N_eff = inf and no spread already (the neuron is deterministic)"
+    return None
+
+
 def reference_response(p: NeuronParams, spec: Bin = Bin(), mu_factors=np.ones(1)) -> tuple[np.ndarray, np.ndarray]:
     """Spike count and first-spike bin (``inf`` if none) of single deterministic neurons under the
     reference drive, one per factor of mu. Each neuron's mu is the product ``mu * factor`` in double
