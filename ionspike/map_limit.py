@@ -20,6 +20,7 @@ import warnings
 from ionspike.errors import ParameterError
 
 DEFAULT_LIMIT = 65530      # Linux's default vm.max_map_count
+_left_after_clearing: list = [None]   # mappings that outlived the last clearing (None: none yet)
 
 
 def mapping_count() -> int | None:
@@ -49,19 +50,26 @@ def release_if_near_limit(fraction: float = 0.75, *, warn: bool = True) -> bool:
     counts, since every jitted function of the process, the caller's included, recompiles on its next
     call."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise ParameterError(f"fraction = {fraction!r}: allowed a number in (0, 1]")
+        raise ParameterError(f"fraction = {fraction!r} is out of range: allowed a number in (0, 1]")
     count = mapping_count()
     limit = mapping_limit()
-    if count is None or count <= fraction * limit:
+    # mappings that are not JAX's (memory-mapped arrays, other libraries) survive a clearing: clear
+    # again only once new programs have added an eighth of the limit, not on every call
+    floor = fraction * limit if _left_after_clearing[0] is None else max(fraction * limit,
+                                                                          _left_after_clearing[0] + limit / 8)
+    if count is None or count <= floor:
         return False
     import jax
 
     jax.clear_caches()
     gc.collect()
+    after = mapping_count() or 0
+    _left_after_clearing[0] = after
     if warn:
-        after = mapping_count()
+        whose = ("mostly compiled XLA programs" if after < 0.5 * count else
+                 "most of them not JAX's: clearing its caches freed few")
         warnings.warn(f"this process held {count} memory mappings of the {limit} the kernel allows "
-                      f"(vm.max_map_count), mostly compiled XLA programs; ionspike cleared JAX's compiled-"
-                      f"program caches ({after} mappings now) so the next compile cannot crash the process. "
-                      "Programs compile again on their next call.", RuntimeWarning, stacklevel=3)
+                      f"(vm.max_map_count), {whose}; ionspike cleared JAX's compiled-program caches "
+                      f"({after} mappings now) so that a compile cannot crash the process. Programs compile "
+                      "again on their next call.", RuntimeWarning, stacklevel=3)
     return True

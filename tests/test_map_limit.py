@@ -30,9 +30,13 @@ def test_compiled_programs_hold_mappings_and_the_guard_releases_them_only_past_i
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             above = map_limit.release_if_near_limit((held - 50) / limit)
-        after = map_limit.mapping_count()
+            after = map_limit.mapping_count()
+            # what outlived the clearing is not JAX's to free: no second clearing until new programs
+            # add an eighth of the limit
+            again_at_once = map_limit.release_if_near_limit(after / limit / 2)
         again = [float(f(jnp.ones(8))[0]) for f in keep[:3]]    # the programs compile again
         print(json.dumps(dict(start=start, held=held, after=after, below=below, above=above, again=again,
+                              again_at_once=again_at_once,
                               warnings=[str(w.message) for w in caught if w.category is RuntimeWarning])))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -40,7 +44,7 @@ def test_compiled_programs_hold_mappings_and_the_guard_releases_them_only_past_i
 
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["held"] - r["start"] > 300                 # more than one mapping per compiled program
-    assert r["below"] is False and r["above"] is True
+    assert r["below"] is False and r["above"] is True and r["again_at_once"] is False
     assert r["after"] < r["start"] + 0.2 * (r["held"] - r["start"])     # most of them released
     assert len(r["warnings"]) == 1 and "vm.max_map_count" in r["warnings"][0]
     e, sin1 = 2.718281828, 0.841470985                  # the recompiled programs still compute sin(1) i + e
@@ -49,15 +53,5 @@ def test_compiled_programs_hold_mappings_and_the_guard_releases_them_only_past_i
 
 def test_the_guard_refuses_a_fraction_outside_0_1():
     for bad in (0, -0.5, 1.5, float("nan"), True, "half"):
-        with pytest.raises(ParameterError, match=r"fraction = .*: allowed a number in \(0, 1\]"):
+        with pytest.raises(ParameterError, match=r"fraction = .* is out of range: allowed a number in \(0, 1\]"):
             map_limit.release_if_near_limit(bad)
-
-
-def test_the_limit_is_the_kernels_setting():
-    limit = map_limit.mapping_limit()
-    assert isinstance(limit, int) and limit > 0
-    try:
-        with open("/proc/sys/vm/max_map_count") as f:
-            assert limit == int(f.read())
-    except OSError:
-        assert limit == map_limit.DEFAULT_LIMIT

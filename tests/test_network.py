@@ -52,6 +52,11 @@ def test_a_variant_that_would_be_the_full_neuron_is_named_with_why():
         assert why is not None and "already" in why, name
         assert variants.unchanged("high_noise", replace(P, **knobs)) is None
     assert variants.unchanged("no_leak", replace(P, **{"memristor.gamma1": 0.0})) is None     # the residue still decays
+    assert "already" in variants.unchanged("no_leak", replace(P, **{"memristor.gamma1": 0.0, "memristor.beta": 0.0}))
+    assert "ten times 0 is 0" in variants.unchanged("short_ip", replace(P, **{"memristor.gamma2": 0.0}))
+    quiet = replace(P, **{"noise.n_eff": np.inf, "noise.sigma_d2d_ln_mu": 0.3})
+    assert "already" in variants.unchanged("high_noise", quiet)
+    assert variants.unchanged("deterministic", quiet) is None       # its spread of mu is still random
     assert "deterministic" in variants.unchanged("deterministic", P.deterministic())
     assert variants.unchanged("no_refractory", replace(P, **{"circuit.r_c": np.array([10e6, 20e6])})) is None
     with pytest.raises(ParameterError, match="unknown variant 'no_gate'"):
@@ -114,6 +119,16 @@ def test_noise_switches_change_spike_trains():
     spread = high.draws(jax.random.PRNGKey(0), 32)["mu_scale"]
     assert float(jnp.std(jnp.log(spread))) == pytest.approx(0.3, rel=0.35)    # device-to-device spread of ln mu
     assert np.all(np.asarray(net_noisy.draws(jax.random.PRNGKey(0), 32)["mu_scale"]) == 1.0)   # paper: none
+    # a device without noise (N_eff = inf) keeps its spreads of mu: device to device in the instance,
+    # cycle to cycle redrawn at each turn-on (once dropped with the noise)
+    quiet = cells.DeviceCell(replace(P, **{"noise.n_eff": np.inf, "noise.sigma_d2d_ln_mu": 0.3,
+                                           "noise.sigma_c2c_ln_mu": 0.2}), COARSE)
+    assert quiet.stochastic and not quiet.noisy and quiet.cycle_spread and net_noisy.noisy
+    assert float(jnp.std(jnp.log(quiet.draws(jax.random.PRNGKey(0), 32)["mu_scale"]))) == pytest.approx(0.3, rel=0.35)
+    q1 = spikes(quiet, jax.random.PRNGKey(1))
+    assert not np.array_equal(q1, spikes(quiet, jax.random.PRNGKey(2)))      # the cycle factors differ per key
+    assert not np.all(q1 == q1[:, :1, :1])                                    # and the devices differ
+    assert not cells.DeviceCell(replace(P, **{"noise.n_eff": np.inf}), COARSE).stochastic   # nothing random left
 
 
 def test_alif_threshold_adapts_and_lif_leaks():
@@ -464,6 +479,9 @@ def test_ablate_a_device_of_ones_own(tmp_path):
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--task", "digits", "--variants", "no_ip",
                                  "--seeds", "1", "--epochs", "1", "--hidden", "8", "--preset", str(silent)])
     assert r.exit_code == 2 and "--preset" in r.output and "fires no spike" in r.output, r.output
+    r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--task", "digits", "--variants",
+                                 "no_ip,short_ip", "--preset", design])
+    assert r.exit_code == 2 and "leaves nothing to compare" in r.output and "beta = 0 already" in r.output, r.output
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--rate-weight", "-1"])
     assert r.exit_code == 2 and "rate_weight = -1.0 is out of range" in r.output, r.output
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--lr", "0"])

@@ -83,7 +83,8 @@ class DeviceCell(Cell):
 
     ``stochastic``: the chemical-Langevin noise of ``params.noise.n_eff`` and the spreads of mu
     (``sigma_d2d_ln_mu`` per device, ``sigma_c2c_ln_mu`` redrawn at every turn-on) are on (the
-    default: the device is stochastic). The gradient policy is the layer's
+    default: the device is stochastic); each is on where the device has it (a device with
+    N_eff = inf and a spread keeps the spread). The gradient policy is the layer's
     (:func:`ionspike.network.neuron.bin_step`): gate and gap feedback held, a logistic drift-onset
     derivative of ``bin.onset_width``, a fast-sigmoid spike derivative of the ionic state.
     """
@@ -109,9 +110,17 @@ class DeviceCell(Cell):
                                  f"[{self.v_min!r}, {self.v_max!r}] V")
         if not (isinstance(self.gain, (int, float)) and 0 < self.gain <= 100):
             raise ParameterError(f"gain = {self.gain!r} V per unit drive is out of range: allowed (0, 100]")
-        # noise on only where the device has some (a structural choice: part of the compiled code)
-        object.__setattr__(self, "stochastic",
-                           bool(self.stochastic and math.isfinite(float(np.max(self.params.noise.n_eff)))))
+        # randomness on only where the device has some (a structural choice: part of the compiled code);
+        # a device without noise (N_eff = inf) keeps its spreads of mu
+        noise = self.params.noise
+        object.__setattr__(self, "stochastic", bool(self.stochastic and (
+            math.isfinite(float(np.max(noise.n_eff))) or float(np.max(noise.sigma_d2d_ln_mu)) > 0
+            or float(np.max(noise.sigma_c2c_ln_mu)) > 0)))
+
+    @property
+    def noisy(self) -> bool:
+        """The chemical-Langevin noise is on (stochastic, with a finite N_eff)."""
+        return self.stochastic and math.isfinite(float(np.max(self.params.noise.n_eff)))
 
     @property
     def cycle_spread(self) -> bool:
@@ -136,15 +145,18 @@ class DeviceCell(Cell):
 
     def step(self, state: DeviceState, drive, key, draws):
         p = draws["params"]
-        normals = None
-        if self.stochastic and key is not None:
-            normals = jax.random.normal(key, (N_NORMALS + int(self.cycle_spread), *drive.shape), jnp.float32)
+        normals = cycle = None
+        n_draws = (N_NORMALS if self.noisy else 0) + int(self.cycle_spread)
+        if n_draws and key is not None:
+            z = jax.random.normal(key, (n_draws, *drive.shape), jnp.float32)
+            normals = z[:N_NORMALS] if self.noisy else None
+            cycle = z[-1] if self.cycle_spread else None
         mu_scale = draws["mu_scale"][None, :] * state.mu_cycle
         # no rematerialisation: the backward pass keeps only each bin's Jacobian (neuron.bin_step)
         layer, spikes, bridged = _device_bin(state.layer, self.amplitude(drive), p, mu_scale, normals, self.bin)
         mu_cycle = state.mu_cycle
-        if self.cycle_spread and normals is not None:   # a new cycle's factor at every turn-on
-            fresh = jnp.exp(p.noise.sigma_c2c_ln_mu * normals[N_NORMALS])
+        if cycle is not None:   # a new cycle's factor at every turn-on
+            fresh = jnp.exp(p.noise.sigma_c2c_ln_mu * cycle)
             mu_cycle = jnp.where(jax.lax.stop_gradient(bridged), fresh, mu_cycle)
         return DeviceState(layer, mu_cycle), spikes
 

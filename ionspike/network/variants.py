@@ -64,13 +64,17 @@ def _all(value, target) -> bool:
 def unchanged(name: str, base: NeuronParams) -> str | None:
     """Why the variant ``name`` would be ``base`` itself (the characteristic it removes or moves is
     already so in this neuron), or None when it changes the neuron. An ablation trains such a variant
-    for nothing: its runs would repeat the full neuron's, seed for seed."""
+    for nothing: its runs would repeat the full neuron's (up to a re-fit of mu that keeps its rate)."""
     check(name)
     m, c, n = base.memristor, base.circuit, base.noise
-    if name == "no_leak" and _all(m.gamma1, 0.0) and _all(m.gamma2, 0.0):
-        return "gamma1 = gamma2 = 0 already (the neuron does not leak)"
+    if name == "no_leak" and _all(m.gamma1, 0.0) and (_all(m.gamma2, 0.0) or _all(m.beta, 0.0)):
+        return "gamma1 = 0 and gamma2 = 0 or no residue already (the neuron does not leak)"
     if name in ("no_ip", "short_ip") and _all(m.beta, 0.0):
         return "beta = 0 already (no residue forms, so there is no intrinsic plasticity to remove or shorten)"
+    if name == "short_ip" and _all(m.gamma2, 0.0):
+        return "gamma2 = 0 (the residue does not decay: ten times 0 is 0)"
+    if name == "high_noise" and _all(n.n_eff, np.inf) and _all(n.sigma_d2d_ln_mu, 0.3):
+        return "N_eff = inf (a third of it is inf) and sigma_d2d_ln_mu = 0.3 already"
     if name == "no_refractory" and _all(c.r_c, 10e6):
         return "R_c = 10 MOhm already"
     if name == "long_refractory" and _all(c.r_c, 1e9):
@@ -151,7 +155,8 @@ def make(name: str, base: NeuronParams, spec: Bin = Bin()) -> Variant:
         knobs, what = {"memristor.beta": 0.0}, "beta = 0"
     else:   # short_ip
         gamma2 = float(m.gamma2) * SHORT_IP_FACTOR   # scalar, as mu and v_h are for every variant
-        knobs, what = {"memristor.gamma2": gamma2}, f"gamma2 = {gamma2:.4g} 1/s (residue ~{1e3 / gamma2:.3g} ms)"
+        lasts = f"residue ~{1e3 / gamma2:.3g} ms" if gamma2 > 0 else "the residue does not decay"
+        knobs, what = {"memristor.gamma2": gamma2}, f"gamma2 = {gamma2:.4g} 1/s ({lasts})"
     changed = replace(base, **knobs)
     count, first = reference_response(base, spec)
     try:
