@@ -798,12 +798,12 @@ def ablate(
                                  "long_refractory, deterministic, high_noise, low_threshold, high_threshold, lif, alif."),
     seeds: int = typer.Option(3, help="Seeds per variant."),
     full: bool = typer.Option(False, "--full", help="Converged settings (128 hidden, up to 80 epochs with best-epoch "
-                              "selection and a 16-epoch patience, all data; tasks mnist1d and working_memory unless "
-                              "--task): hours (MNIST-1D: ~8 h of training on 2 cores); resumable."),
+                              "selection and no early stop, all data; tasks mnist1d and working_memory unless "
+                              "--task): hours (MNIST-1D: ~10 h of training, ~5 h on 2 workers); resumable."),
     hidden: Optional[int] = typer.Option(None, help="Override the hidden size of the chosen settings."),
     epochs: Optional[int] = typer.Option(None, help="Override the epochs of the chosen settings."),
     patience: Optional[int] = typer.Option(None, help="Override the early stop of the chosen settings: stop after N "
-                                           "epochs without a better validation accuracy (--full: 16)."),
+                                           "epochs without a better validation accuracy (default: none)."),
     n_train: Optional[int] = typer.Option(None, help="Override the training-set size of the chosen settings."),
     read_energy: str = typer.Option("1 fJ", help="Energy of one synapse read in the crossbars."),
     preset: str = typer.Option(DEFAULTS["preset"], help="Device preset of the 1m1t1r runs: a built-in name or a TOML "
