@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ionspike import checks
+from ionspike import checks, map_limit
 from ionspike.errors import ParameterError, SolverError
 from ionspike.precision import real
 from ionspike.solve import Solution, _finite, _placement, accumulate, energy_zeros
@@ -278,6 +278,9 @@ def _error_norm(error: dict, rtol: float, atol: float):
 @functools.lru_cache(maxsize=32)
 def _compiled(step, n, buf_len, signal_names, n_noise, ctl: Controller, brownian: BrownianTree, max_events):
     """The jitted segment runner for one static configuration (cached across calls)."""
+    # a new program is about to be compiled: a process at the kernel's mapping limit dies in XLA
+    # (checked here, on a cache miss, not on every call: reading /proc/self/maps costs milliseconds)
+    map_limit.release_if_near_limit()
     k_exp = 1.0 / (ctl.order + 1)
     window = brownian.window
     rows = np.arange(n, dtype=np.int32)   # a NumPy constant: the cached runner serves both precisions

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ionspike import checks, circuit, map_limit
+from ionspike import checks, circuit
 from ionspike.errors import ParameterError, StimulusError
 from ionspike.params import NeuronParams
 from ionspike.presets import Preset, resolve
@@ -349,7 +349,6 @@ def simulate(
     else:
         n_steps = _check_dt(dt, duration, p, stimulus, float(np.max(p.circuit.v_dd)) if stages > 1 else 0.0)
     chains, n = n, n * stages
-    map_limit.release_if_near_limit()        # before compiling: a process at the kernel's mapping limit dies in XLA
     if record_every is None:
         # ~2000 recorded points; with nothing to record, long blocks (fewer loop exits)
         record_every = max(1, n_steps // 2000) if signals else min(n_steps, 2048)

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ionspike import map_limit
 from ionspike.errors import SolverError
 from ionspike.precision import real
 
@@ -294,6 +295,9 @@ def _placement(devices: Any, n: int) -> Callable:
 @functools.lru_cache(maxsize=32)
 def _compiled(step, n, n_steps, dt, chunk, chunks_per_block, blocks_per_seg, signal_names, n_noise, substeps):
     """The jitted segment runner for one static configuration (cached across calls)."""
+    # a new program is about to be compiled: a process at the kernel's mapping limit dies in XLA
+    # (checked here, on a cache miss, not on every call: reading /proc/self/maps costs milliseconds)
+    map_limit.release_if_near_limit()
 
     def step_noise(neuron_keys, k):
         """Standard normals for global step ``k``: a pure function of (seed, neuron, step), so the

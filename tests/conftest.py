@@ -30,7 +30,7 @@ def _release_compiled_programs_before_the_map_limit():
     of every full run (three here, one in CI) died near the end with SIGSEGV or SIGABRT while
     (de)serialising an executable for the persistent cache, at 65 086 mappings against the default
     vm.max_map_count of 65 530. ionspike's own guard
-    (simulate and train call it before compiling) acts at 3/4 of the limit; between tests the caches
+    (simulate calls it before compiling a new program, train before training) acts at 3/4 of the limit; between tests the caches
     are dropped at 1/2, silently: a test that needs a dropped program reads it back from the persistent
     compilation cache."""
     yield

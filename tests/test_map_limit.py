@@ -55,3 +55,16 @@ def test_the_guard_refuses_a_fraction_outside_0_1():
     for bad in (0, -0.5, 1.5, float("nan"), True, "half"):
         with pytest.raises(ParameterError, match=r"fraction = .* is out of range: allowed a number in \(0, 1\]"):
             map_limit.release_if_near_limit(bad)
+
+
+def test_simulate_checks_the_count_when_it_compiles_a_new_program_only(monkeypatch):
+    import ionspike as isp
+
+    calls = []
+    monkeypatch.setattr(map_limit, "release_if_near_limit", lambda *a, **k: calls.append(1) or False)
+    pulses = isp.PulseTrain(amplitude=1.0, width=1e-3, period=2e-3)
+    run = lambda: isp.simulate("paper", pulses, duration="3.71 ms", n=3, seed=1, signals=())   # noqa: E731
+    run()
+    assert calls == [1]          # a run length no other test uses: a new program, checked once
+    run()
+    assert calls == [1]          # the same program again: no check (reading the count costs milliseconds)
