@@ -234,7 +234,6 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
     # the bridge, once per bin: the gate charges through R_on, x overshoots, then decays
     r_c, c_g = c.r_c, c.c_g
     tau_on = c_g * m.r_on * r_c / (m.r_on + r_c)
-    k1 = m.gamma1 + m.beta
     remain = spec.width - t_b
     margin = m.v_h - (a - v_on)                # how far v_on lies above the drive's onset, V
     rho = jnp.clip(margin / jnp.maximum(v_on - V_b, 1e-6), 1e-6, 1.0)
@@ -248,7 +247,9 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
     on_time = delta / r_dec                                 # x > 1 (R_d = R_on) for this long, s
     if normals is not None:                                 # ... and, with noise, its excursions above 1 (see _between)
         on_time = on_time + 1.0 / (2.0 * p.noise.n_eff * r_dec)
-    e1, e2 = jnp.exp(-k1 * remain), jnp.exp(-m.gamma2 * remain)
+    # the circuit's exact linear map over the rest of the pulse (finite where gamma1 + beta = gamma2,
+    # e.g. a device without leak or residue, where beta (e2 - e1)/(k1 - gamma2) is 0/0)
+    e1, e2, c12, _, _ = linear_propagator(m, remain)
     crossed = crossed | (bridged & upward_crossing(V_b - v_t, v_on - v_t)[0])
     F_post = F_b * e1
     if normals is not None:
@@ -258,7 +259,7 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
         moved = delta + r_dec * remain
         F_post = jnp.maximum(F_post + jnp.sqrt(moved / p.noise.n_eff) * normals[4], 0.0)
     F = jnp.where(bridged, F_post, F)
-    R = jnp.where(bridged, R_b * e2 + m.beta * F_b * (e2 - e1) / (k1 - m.gamma2), R)
+    R = jnp.where(bridged, R_b * e2 + c12 * F_b, R)
     # the gate charges towards v_on while the device is ON, then decays through R_c (R_d rises past R_c
     # within a few µs once x < 1)
     # (a device that turns off before the gate reaches the drive's onset, a - v_h, bridges again at once:
@@ -290,8 +291,7 @@ def _decay_covariance(p: NeuronParams, T, nodes: int = 16):
     wts = 0.5 * T * w
 
     def phi(tau):
-        e1, e2 = jnp.exp(-k1 * tau), jnp.exp(-m.gamma2 * tau)
-        return e1, e2, m.beta * (e2 - e1) / (k1 - m.gamma2)
+        return linear_propagator(m, tau)[:3]     # finite where gamma1 + beta = gamma2
 
     out = []
     for f0, r0 in ((1.0, 0.0), (0.0, 1.0)):
