@@ -247,9 +247,7 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
     on_time = delta / r_dec                                 # x > 1 (R_d = R_on) for this long, s
     if normals is not None:                                 # ... and, with noise, its excursions above 1 (see _between)
         on_time = on_time + 1.0 / (2.0 * p.noise.n_eff * r_dec)
-    # the circuit's exact linear map over the rest of the pulse (finite where gamma1 + beta = gamma2,
-    # e.g. a device without leak or residue, where beta (e2 - e1)/(k1 - gamma2) is 0/0)
-    e1, e2, c12, _, _ = linear_propagator(m, remain)
+    e1, e2 = jnp.exp(-(m.gamma1 + m.beta) * remain), jnp.exp(-m.gamma2 * remain)
     crossed = crossed | (bridged & upward_crossing(V_b - v_t, v_on - v_t)[0])
     F_post = F_b * e1
     if normals is not None:
@@ -259,7 +257,7 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
         moved = delta + r_dec * remain
         F_post = jnp.maximum(F_post + jnp.sqrt(moved / p.noise.n_eff) * normals[4], 0.0)
     F = jnp.where(bridged, F_post, F)
-    R = jnp.where(bridged, R_b * e2 + c12 * F_b, R)
+    R = jnp.where(bridged, R_b * e2 + _transfer(m, F_b, e1, e2, remain), R)
     # the gate charges towards v_on while the device is ON, then decays through R_c (R_d rises past R_c
     # within a few µs once x < 1)
     # (a device that turns off before the gate reaches the drive's onset, a - v_h, bridges again at once:
@@ -270,6 +268,16 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
     xmax = jnp.maximum(jnp.max(jnp.stack(xs), axis=0), jnp.where(bridged, 1.0 + delta, 0.0))
     late = (jnp.where(bridged, 0.0, late_f), jnp.where(bridged, 0.0, late_r))
     return F, R, V, crossed, bridged, xmax, (xs, Rs, Vs), late
+
+
+def _transfer(m, F, e1, e2, T):
+    """``beta F (e2 - e1)/(k1 - gamma2)``: the residue that filament ``F`` feeds over ``T`` s, with
+    its limit ``beta F T e1`` where ``k1 = gamma1 + beta`` equals ``gamma2`` (there 0/0: a device
+    without leak and residue); the circuit's :func:`ionspike.circuit.linear_propagator`, written in
+    the layer's order of operations so that its float32 values stay as they were."""
+    diff = m.gamma1 + m.beta - m.gamma2
+    close = jnp.abs(diff * T) < 1e-6
+    return jnp.where(close, m.beta * F * T * e1, m.beta * F * (e2 - e1) / jnp.where(close, 1.0, diff))
 
 
 def _decay_map(p: NeuronParams, T):
@@ -291,7 +299,8 @@ def _decay_covariance(p: NeuronParams, T, nodes: int = 16):
     wts = 0.5 * T * w
 
     def phi(tau):
-        return linear_propagator(m, tau)[:3]     # finite where gamma1 + beta = gamma2
+        e1, e2 = jnp.exp(-k1 * tau), jnp.exp(-m.gamma2 * tau)
+        return e1, e2, _transfer(m, 1.0, e1, e2, tau)
 
     out = []
     for f0, r0 in ((1.0, 0.0), (0.0, 1.0)):
