@@ -245,6 +245,16 @@ def _phi(k, h):
     return jnp.where(small, h * (1.0 - 0.5 * k * h), -jnp.expm1(-k * h) / jnp.where(small, 1.0, k))
 
 
+def residue_transfer(m, F, e1, e2, h):
+    r"""``beta F (e2 - e1)/(gamma1 + beta - gamma2)``: the residue that filament ``F`` feeds over
+    ``h`` s of pure decay (``e1 = e^{-(gamma1 + beta) h}``, ``e2 = e^{-gamma2 h}``), with its limit
+    ``beta F h e1`` where the two rates are equal (there 0/0, e.g. a device without leak and
+    residue). The one copy of this term: :func:`linear_propagator` and the network layer use it."""
+    diff = m.gamma1 + m.beta - m.gamma2
+    close = jnp.abs(diff * h) < 1e-6
+    return jnp.where(close, m.beta * F * h * e1, m.beta * F * (e2 - e1) / jnp.where(close, 1.0, diff))
+
+
 def linear_propagator(m, h):
     r"""The exact solution over ``h`` s of the ionic state's linear part (decay and transfer),
     ``F' = e_1 F + \psi_F a``, ``R' = e_2 R + c_{12} F + \psi_R a`` for a growth rate ``a`` (1/s)
@@ -255,9 +265,8 @@ def linear_propagator(m, h):
     diff = k1 - k2
     close = jnp.abs(diff * h) < 1e-6
     safe = jnp.where(close, 1.0, diff)
-    # c12 = beta (e2 - e1)/(k1 - k2) -> beta h e^{-k h};  psi_R = beta (phi(k2) - phi(k1))/(k1 - k2)
-    # -> beta (1 - e^{-k h}(1 + k h))/k^2 -> beta h^2/2
-    c12 = m.beta * jnp.where(close, h * jnp.exp(-k1 * h), (e2 - e1) / safe)
+    # psi_R = beta (phi(k2) - phi(k1))/(k1 - k2) -> beta (1 - e^{-k h}(1 + k h))/k^2 -> beta h^2/2
+    c12 = residue_transfer(m, 1.0, e1, e2, h)
     kh = k1 * h
     limit_r = jnp.where(jnp.abs(kh) < 1e-4, h * h * (0.5 - kh / 3.0),
                         (-jnp.expm1(-kh) - kh * jnp.exp(-kh)) / jnp.where(jnp.abs(kh) < 1e-4, 1.0, k1 * k1))

@@ -63,7 +63,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ionspike.circuit import linear_propagator, midpoint_step
+from ionspike.circuit import linear_propagator, midpoint_step, residue_transfer
 from ionspike.device.memristor import drift_drive, gap_factor, ionic_rates, resistance
 from ionspike.errors import ParameterError
 from ionspike.events import upward_crossing
@@ -257,7 +257,7 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
         moved = delta + r_dec * remain
         F_post = jnp.maximum(F_post + jnp.sqrt(moved / p.noise.n_eff) * normals[4], 0.0)
     F = jnp.where(bridged, F_post, F)
-    R = jnp.where(bridged, R_b * e2 + _transfer(m, F_b, e1, e2, remain), R)
+    R = jnp.where(bridged, R_b * e2 + residue_transfer(m, F_b, e1, e2, remain), R)
     # the gate charges towards v_on while the device is ON, then decays through R_c (R_d rises past R_c
     # within a few µs once x < 1)
     # (a device that turns off before the gate reaches the drive's onset, a - v_h, bridges again at once:
@@ -268,16 +268,6 @@ def _pulse(F, R, V, a, p: NeuronParams, spec: Bin, mu_scale, normals):
     xmax = jnp.maximum(jnp.max(jnp.stack(xs), axis=0), jnp.where(bridged, 1.0 + delta, 0.0))
     late = (jnp.where(bridged, 0.0, late_f), jnp.where(bridged, 0.0, late_r))
     return F, R, V, crossed, bridged, xmax, (xs, Rs, Vs), late
-
-
-def _transfer(m, F, e1, e2, T):
-    """``beta F (e2 - e1)/(k1 - gamma2)``: the residue that filament ``F`` feeds over ``T`` s, with
-    its limit ``beta F T e1`` where ``k1 = gamma1 + beta`` equals ``gamma2`` (there 0/0: a device
-    without leak and residue); the circuit's :func:`ionspike.circuit.linear_propagator`, written in
-    the layer's order of operations so that its float32 values stay as they were."""
-    diff = m.gamma1 + m.beta - m.gamma2
-    close = jnp.abs(diff * T) < 1e-6
-    return jnp.where(close, m.beta * F * T * e1, m.beta * F * (e2 - e1) / jnp.where(close, 1.0, diff))
 
 
 def _decay_map(p: NeuronParams, T):
@@ -300,7 +290,7 @@ def _decay_covariance(p: NeuronParams, T, nodes: int = 16):
 
     def phi(tau):
         e1, e2 = jnp.exp(-k1 * tau), jnp.exp(-m.gamma2 * tau)
-        return e1, e2, _transfer(m, 1.0, e1, e2, tau)
+        return e1, e2, residue_transfer(m, 1.0, e1, e2, tau)
 
     out = []
     for f0, r0 in ((1.0, 0.0), (0.0, 1.0)):
