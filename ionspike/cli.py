@@ -837,7 +837,11 @@ def ablate(
     with _option("--variants"):
         names = A.resolve_variants(variants.split(","))
     with _option("--preset"):
-        skipped = A.left_out(names, preset)
+        from ionspike import presets as P
+
+        P.params(preset)                             # an unknown preset is the --preset's error ...
+    with _option("--variants"):
+        skipped = A.left_out(names, preset)          # ... a request of copies of the full neuron the --variants'
     for v, why in skipped.items():
         _say(f"{v}: left out, it would be the full neuron of this preset: {why}")
     kept = [v for v in names if v not in skipped]    # ablate() leaves the same ones out and records why

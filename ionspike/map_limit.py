@@ -15,12 +15,14 @@ Only Linux exposes the count (``/proc/self/maps``); elsewhere the check does not
 from __future__ import annotations
 
 import gc
+import threading
 import warnings
 
 from ionspike.errors import ParameterError
 
 DEFAULT_LIMIT = 65530      # Linux's default vm.max_map_count
 _left_after_clearing: list = [None]   # mappings that outlived the last clearing (None: none yet)
+_lock = threading.Lock()              # one check-and-clear at a time (threads of a notebook or a Dask worker)
 
 
 def mapping_count() -> int | None:
@@ -51,20 +53,26 @@ def release_if_near_limit(fraction: float = 0.75, *, warn: bool = True) -> bool:
     call."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ParameterError(f"fraction = {fraction!r} is out of range: allowed a number in (0, 1]")
-    count = mapping_count()
-    limit = mapping_limit()
-    # mappings that are not JAX's (memory-mapped arrays, other libraries) survive a clearing: clear
-    # again only once new programs have added an eighth of the limit, not on every call
-    floor = fraction * limit if _left_after_clearing[0] is None else max(fraction * limit,
-                                                                          _left_after_clearing[0] + limit / 8)
-    if count is None or count <= floor:
-        return False
-    import jax
+    with _lock:
+        count = mapping_count()
+        if count is None:
+            return False
+        limit = mapping_limit()
+        left = _left_after_clearing[0]
+        if left is not None and count < left:    # what outlived the last clearing has gone since
+            left = _left_after_clearing[0] = count
+        # mappings that are not JAX's (memory-mapped arrays, other libraries) survive a clearing: clear
+        # again only once new programs have added an eighth of the limit, not on every call; never
+        # later than at 15/16 of the limit, where a compile may already fail
+        floor = fraction * limit if left is None else min(max(fraction * limit, left + limit / 8), 15 * limit / 16)
+        if count <= floor:
+            return False
+        import jax
 
-    jax.clear_caches()
-    gc.collect()
-    after = mapping_count() or 0
-    _left_after_clearing[0] = after
+        jax.clear_caches()
+        gc.collect()
+        after = mapping_count() or 0
+        _left_after_clearing[0] = after
     if warn:
         whose = ("mostly compiled XLA programs" if after < 0.5 * count else
                  "most of them not JAX's: clearing its caches freed few")

@@ -68,3 +68,23 @@ def test_simulate_checks_the_count_when_it_compiles_a_new_program_only(monkeypat
     assert calls == [1]          # a run length no other test uses: a new program, checked once
     run()
     assert calls == [1]          # the same program again: no check (reading the count costs milliseconds)
+
+
+def test_the_guard_follows_what_outlived_a_clearing(monkeypatch):
+    """The count that outlived a clearing (mappings that are not JAX's) sets when to clear again: an
+    eighth of the limit above it, lowered when those mappings go, and never later than 15/16 of the
+    limit (counts scripted; the limit 1000)."""
+    import jax
+
+    counts = iter([800, 700,        # past 3/4: cleared, 700 outlived it
+                   790,             # under 700 + 125: no clearing
+                   500,             # the others have gone: the mark falls to 500 ...
+                   760, 900,        # ... so past 3/4 clears again (825 would not), 900 outlive it
+                   940, 920])       # 900 + 125 is past the limit: cleared at 15/16 (937.5) all the same
+    monkeypatch.setattr(map_limit, "mapping_count", lambda: next(counts))
+    monkeypatch.setattr(map_limit, "mapping_limit", lambda: 1000)
+    monkeypatch.setattr(map_limit, "_left_after_clearing", [None])
+    cleared = []
+    monkeypatch.setattr(jax, "clear_caches", lambda: cleared.append(1))
+    got = [map_limit.release_if_near_limit(0.75, warn=False) for _ in range(5)]
+    assert got == [True, False, False, True, True] and len(cleared) == 3

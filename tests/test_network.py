@@ -482,6 +482,7 @@ def test_ablate_a_device_of_ones_own(tmp_path):
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--task", "digits", "--variants",
                                  "no_ip,short_ip", "--preset", design])
     assert r.exit_code == 2 and "leaves nothing to compare" in r.output and "beta = 0 already" in r.output, r.output
+    assert "variants no_ip, short_ip" in r.output and "no_residue_fast_gate.toml" in r.output, r.output  # the option, the preset
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--rate-weight", "-1"])
     assert r.exit_code == 2 and "rate_weight = -1.0 is out of range" in r.output, r.output
     r = CliRunner().invoke(app, ["ablate", "--out", str(tmp_path / "bad"), "--lr", "0"])

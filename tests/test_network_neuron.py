@@ -216,8 +216,9 @@ def test_every_ablation_variant_stays_finite_with_noise():
     0 next to a residue of ~1e-19, the explicit step took the residue below 0 and the noise's
     variance with it. Without leak on a device without residue (the 1 ms gate example: gamma1 +
     beta = gamma2 = 0) the layer's own transfer term beta (e2 - e1)/(k1 - gamma2) was 0/0, and every
-    batch of the ablation's no_leak runs had a NaN loss; the layer now uses the circuit's propagator,
-    finite at equal rates. Every input from 0 to 1.2 V is driven."""
+    batch of the ablation's no_leak runs had a NaN loss; the layer now uses the circuit's
+    residue_transfer, finite at equal rates, and so is its gradient. Every input from 0 to 1.2 V is
+    driven."""
     from pathlib import Path
 
     from ionspike.network import variants
@@ -233,6 +234,8 @@ def test_every_ablation_variant_stays_finite_with_noise():
             assert all(np.isfinite(np.asarray(x)).all() for x in state), (preset, name)
             assert (np.asarray(state.F) >= 0).all() and (np.asarray(state.R) >= 0).all(), (preset, name)
             assert np.asarray(spikes).sum() > 0, (preset, name)
+    grad = jax.grad(lambda a: jnp.sum(N.run(a, p32, N.Bin(), key=jax.random.PRNGKey(0))[1].F))(amplitudes)
+    assert np.isfinite(np.asarray(grad)).all() and float(jnp.max(jnp.abs(grad))) > 0     # the last: example no_leak
 
 
 def test_a_gate_that_recovers_between_pulses_grades_the_rate():

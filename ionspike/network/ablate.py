@@ -72,7 +72,7 @@ def left_out(variant_names, preset: str = "paper") -> dict[str, str]:
     skipped = {v: why for v in variant_names
                if v != "full" and v not in BASELINES and (why := variants.unchanged(v, base)) is not None}
     if skipped and all(v == "full" or v in skipped for v in variant_names):
-        raise ParameterError(f"variants {', '.join(skipped)}: each would be the full neuron of this preset "
+        raise ParameterError(f"variants {', '.join(skipped)}: each would be the full neuron of preset = {preset!r} "
                              f"({'; '.join(f'{v}: {why}' for v, why in skipped.items())}), which leaves nothing to "
                              "compare: allowed variants that change it, or a baseline (lif, alif)")
     return skipped

@@ -288,19 +288,15 @@ def _decay_covariance(p: NeuronParams, T, nodes: int = 16):
     s = 0.5 * T * (t + 1.0)
     wts = 0.5 * T * w
 
-    def phi(tau):
-        e1, e2 = jnp.exp(-k1 * tau), jnp.exp(-m.gamma2 * tau)
-        return e1, e2, residue_transfer(m, 1.0, e1, e2, tau)
-
     out = []
     for f0, r0 in ((1.0, 0.0), (0.0, 1.0)):
         ff = rr = fr = 0.0
         for sk, wk in zip(s, wts):
-            e1, e2, c12 = phi(sk)
+            e1, e2, c12 = _decay_map(p, sk)
             f_mean, r_mean = f0 * e1, r0 * e2 + c12 * f0
             q_f = k1 * f_mean                          # per-quantum variance rates (growth is zero here)
             q_r = m.beta * f_mean + m.gamma2 * r_mean
-            a1, a2, a12 = phi(T - sk)                  # propagate the increment to the phase end
+            a1, a2, a12 = _decay_map(p, T - sk)                  # propagate the increment to the phase end
             ff = ff + wk * a1 * a1 * q_f
             fr = fr + wk * a1 * a12 * q_f
             rr = rr + wk * (a12 * a12 * q_f + a2 * a2 * q_r)

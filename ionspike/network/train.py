@@ -434,12 +434,12 @@ def train(config: TrainConfig, out: str | Path | None = None, *, progress: Calla
     row)`` is called after each epoch. ``stop_after``: end after that many epochs in total (an
     interruption, for tests). Returns the result (history, selection, test metrics, and in memory
     the weights, instance, network and task)."""
+    map_limit.release_if_near_limit()        # before compiling (build's re-fit of mu too): a process at the kernel's mapping limit dies in XLA
     task = task or load_task(config)
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = split(config, task)
     if config.batch > len(y_tr):
         raise ParameterError(f"batch = {config.batch} is out of range: allowed 1..{len(y_tr)} (training samples)")
     net, info = build(config, task)
-    map_limit.release_if_near_limit()        # before compiling: a process at the kernel's mapping limit dies in XLA
     digest = params_digest(config, info)
     root = jax.random.key(config.seed)
     weights = net.init(jax.random.fold_in(root, 0))
