@@ -245,17 +245,19 @@ def _phi(k, h):
     return jnp.where(small, h * (1.0 - 0.5 * k * h), -jnp.expm1(-k * h) / jnp.where(small, 1.0, k))
 
 
-def residue_transfer(m, F, e1, e2, h):
+def residue_transfer(m, F, e1, e2, h, *, expm1_below: float = 1e-2):
     r"""``beta F (e2 - e1)/(gamma1 + beta - gamma2)``: the residue that filament ``F`` feeds over
     ``h`` s of pure decay (``e1 = e^{-(gamma1 + beta) h}``, ``e2 = e^{-gamma2 h}``). Where the two
     rates are close (``|x| < 10^{-2}``, ``x = (gamma1 + beta - gamma2) h``) the difference ``e2 - e1``
     cancels (a relative error of ~1 % at ``x = 10^{-6}`` in float32), and it is taken as
     ``e1 expm1(x)`` instead, with its series ``e1 h (1 + x/2)`` at ``|x| < 10^{-4}`` (0/0 at equal
-    rates, e.g. a device without leak and residue). The network layer's bridge uses it;
-    :func:`linear_propagator` keeps the plain difference (see there)."""
+    rates, e.g. a device without leak and residue). ``expm1_below``: where the ``expm1`` form takes
+    over (the series below ``min(expm1_below, 10^{-4})``). The one copy of this law: the network
+    layer's bridge uses it, and :func:`linear_propagator` with ``expm1_below = 10^{-6}`` (the adaptive
+    solver's float32 spike times were checked against float64 with the difference form)."""
     diff = m.gamma1 + m.beta - m.gamma2
     x = diff * h
-    tiny, near = _close_rates(x, 1e-4), _close_rates(x, 1e-2)
+    tiny, near = _close_rates(x, min(expm1_below, 1e-4)), _close_rates(x, expm1_below)
     d = jnp.where(tiny, 1.0, diff)
     close = m.beta * F * e1 * jnp.where(tiny, h * (1.0 + 0.5 * x), jnp.expm1(jnp.where(near, x, 0.0)) / d)
     return jnp.where(near, close, m.beta * F * (e2 - e1) / jnp.where(near, 1.0, diff))
@@ -278,9 +280,9 @@ def linear_propagator(m, h):
     close = _close_rates(diff * h, 1e-6)
     safe = jnp.where(close, 1.0, diff)
     # psi_R = beta (phi(k2) - phi(k1))/(k1 - k2) -> beta (1 - e^{-k h}(1 + k h))/k^2 -> beta h^2/2
-    # c12 = beta (e2 - e1)/(k1 - k2) -> beta h e^{-k h}: residue_transfer's law with the plain difference (its
-    # expm1 form moved the adaptive solver's float32 first spike 1.2e-5 from float64's, past test_precision's 1e-5)
-    c12 = m.beta * jnp.where(close, h * jnp.exp(-k1 * h), (e2 - e1) / safe)
+    # c12: the difference form down to |x| = 1e-6 (the expm1 form from 1e-2 moved the adaptive solver's float32
+    # first spike 1.2e-5 from float64's, past test_precision's 1e-5)
+    c12 = residue_transfer(m, 1.0, e1, e2, h, expm1_below=1e-6)
     kh = k1 * h
     limit_r = jnp.where(jnp.abs(kh) < 1e-4, h * h * (0.5 - kh / 3.0),
                         (-jnp.expm1(-kh) - kh * jnp.exp(-kh)) / jnp.where(jnp.abs(kh) < 1e-4, 1.0, k1 * k1))
